@@ -1,0 +1,153 @@
+"""The ``rag`` command line: a thin layer over ``rag.engine.Rag``.
+
+Errors from ``rag.errors`` become one line on stderr and their exit code; no
+tracebacks for user mistakes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rag.errors import RagError
+from rag.settings import Settings, get_settings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Local question answering over your documents, with cited answers.")
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+
+DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Index folder [env RAG_DATA_DIR; default ./data].")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+TopKOpt = Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, max=50, help="Chunks to retrieve [env RAG_TOP_K; default 5].")]
+ModelOpt = Annotated[Optional[Path], typer.Option("--model", help="GGUF model file [env RAG_MODEL_PATH; default: the embedded SmolLM2].")]
+
+
+def _settings(**overrides: object) -> Settings:
+    return get_settings(**overrides)
+
+
+def _engine(settings: Settings):  # noqa: ANN202 - avoids importing heavy modules for --help
+    from rag.engine import Rag
+
+    return Rag(settings)
+
+
+def _print_json(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+@app.callback()
+def _root(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Debug logging.")] = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=err, show_time=False, show_path=False)])
+    for noisy in ("chromadb", "httpx", "sentence_transformers", "urllib3", "bm25s", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive): .txt .md .html .pdf")],
+    prune: Annotated[bool, typer.Option("--prune", help="Also remove indexed sources not among these files.")] = False,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add or update documents in the index (unchanged files are skipped)."""
+    engine = _engine(_settings(data_dir=data_dir))
+    if as_json:
+        report, _ = engine.ingestor.ingest_paths(paths, prune=prune)
+        _print_json(report.to_dict())
+        return
+    with Progress(TextColumn("[bold]embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("embed", total=None)
+        report, _ = engine.ingestor.ingest_paths(
+            paths, prune=prune, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    r = report
+    out.print(f"added {r.added}, updated {r.updated}, unchanged {r.unchanged}, removed {r.removed}; "
+              f"{r.chunks} chunks in the index")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: TopKOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Hybrid (dense + BM25) search over the indexed chunks."""
+    engine = _engine(_settings(data_dir=data_dir, top_k=k))
+    result = engine.search(query, k)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    if not result.hits:
+        out.print("no results (is the index empty? run 'rag ingest PATH')")
+    for i, hit in enumerate(result.hits, 1):
+        out.print(f"[bold]{i}. {hit.source}[/bold] [{hit.start}:{hit.end}] score {hit.score:.3f}")
+        out.print(f"   {hit.text[:300]}{'…' if len(hit.text) > 300 else ''}", highlight=False)
+
+
+@app.command("list")
+def list_(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """List indexed sources with their chunk counts."""
+    engine = _engine(_settings(data_dir=data_dir))
+    rows = engine.ingestor.list_sources()
+    if as_json:
+        _print_json({"documents": [{"source": s, "chunks": n} for s, n in rows]})
+        return
+    table = Table("source", "chunks")
+    for s, n in rows:
+        table.add_row(s, str(n))
+    out.print(table if rows else "the index is empty")
+
+
+@app.command()
+def remove(
+    source: Annotated[str, typer.Argument(help="Source name as shown by 'rag list'.")],
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove one document (all its chunks) from the index."""
+    engine = _engine(_settings(data_dir=data_dir))
+    n = engine.ingestor.remove(source)
+    if as_json:
+        _print_json({"removed": source, "chunks": n})
+    else:
+        out.print(f"removed {source} ({n} chunks)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        rv = app(args=argv, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except click.exceptions.Abort:
+        err.print("aborted")
+        raise SystemExit(130) from None
+    except RagError as exc:
+        err.print(f"error: {exc.message}", highlight=False, markup=False)
+        raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise SystemExit(130) from None
+    raise SystemExit(rv if isinstance(rv, int) else 0)

@@ -1,0 +1,162 @@
+"""Idempotent, all-or-nothing ingestion of documents into the store.
+
+Per source we keep the sha256 of its text (in every chunk's metadata). Re-ingesting
+an unchanged source embeds nothing; a changed source has exactly its old chunks
+replaced. All reading, chunking and embedding happens before the first write, and
+the writes themselves are undone if they fail, so a failed command leaves the index
+as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.chunking import chunk_text
+from rag.embeddings import Embedder
+from rag.errors import InvalidSourceError, NotFoundError
+from rag.loaders import Document, load_paths
+from rag.store import Record, VectorStore
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def doc_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def validate_source(source: str) -> str:
+    """Sources are names, never paths that could escape: no '..', no absolute
+    paths, no backslashes, no control characters."""
+    if not source or len(source) > 512:
+        raise InvalidSourceError("document source must be 1 to 512 characters")
+    if any(ord(c) < 32 for c in source) or "\\" in source:
+        raise InvalidSourceError(f"invalid document source {source!r}: control characters or backslashes")
+    parts = source.split("/")
+    if source.startswith("/") or any(p in ("", ".", "..") for p in parts) or ":" in parts[0]:
+        raise InvalidSourceError(f"invalid document source {source!r}: must be a relative name without '..'")
+    return source
+
+
+def build_records(doc: Document, target_chars: int) -> tuple[list[Record], list[Record]]:
+    h = doc_hash(doc.text)
+    chunks, sentences = [], []
+    for chunk in chunk_text(doc.source, doc.text, target_chars):
+        chunks.append(Record(chunk.id, chunk.text, {"source": doc.source, "start": chunk.start,
+                                                    "end": chunk.end, "doc_hash": h, "index": chunk.index}))
+        for j, sent in enumerate(chunk.sentences):
+            sentences.append(Record(f"{chunk.id}:{j}", sent.text,
+                                    {"source": doc.source, "start": sent.start, "end": sent.end,
+                                     "doc_hash": h, "chunk_id": chunk.id, "index": j}))
+    return chunks, sentences
+
+
+class Ingestor:
+    def __init__(self, store: VectorStore, embedder: Embedder, chunk_chars: int = 600,
+                 on_change: Callable[[], None] | None = None) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.chunk_chars = chunk_chars
+        self.on_change = on_change or (lambda: None)
+
+    def ingest_paths(self, paths: Sequence[Path], prune: bool = False,
+                     progress: Progress | None = None) -> tuple[IngestReport, list[str]]:
+        loaded = load_paths(list(paths))
+        for w in loaded.warnings:
+            log.warning("%s", w)
+        return self.ingest_documents(loaded.documents, prune=prune, progress=progress), loaded.warnings
+
+    def ingest_documents(self, docs: Sequence[Document], prune: bool = False,
+                         progress: Progress | None = None) -> IngestReport:
+        for doc in docs:
+            validate_source(doc.source)
+        existing = self.store.source_hashes()
+        report = IngestReport()
+        changed: list[Document] = []
+        for doc in docs:
+            old = existing.get(doc.source)
+            if old and old[0] == doc_hash(doc.text):
+                report.unchanged += 1
+                continue
+            changed.append(doc)
+            if old:
+                report.updated += 1
+            else:
+                report.added += 1
+        given = {d.source for d in docs}
+        removed = sorted(s for s in existing if s not in given) if prune else []
+        report.removed = len(removed)
+
+        chunks: list[Record] = []
+        sentences: list[Record] = []
+        for doc in changed:
+            c, s = build_records(doc, self.chunk_chars)
+            chunks += c
+            sentences += s
+        chunk_vecs, sent_vecs = self._embed(chunks, sentences, progress)
+        if changed or removed:
+            self._commit([d.source for d in changed] + removed, chunks, chunk_vecs, sentences, sent_vecs)
+        report.chunks = self.store.count()
+        return report
+
+    def _embed(self, chunks: list[Record], sentences: list[Record],
+               progress: Progress | None) -> tuple[np.ndarray, np.ndarray]:
+        texts = [r.text for r in chunks] + [r.text for r in sentences]
+        total = len(texts)
+        parts: list[np.ndarray] = []
+        step = 64
+        for i in range(0, total, step):
+            parts.append(self.embedder.embed(texts[i:i + step]))
+            if progress:
+                progress(min(i + step, total), total)
+        vecs = np.concatenate(parts) if parts else np.zeros((0, self.embedder.dim), dtype=np.float32)
+        return vecs[: len(chunks)], vecs[len(chunks):]
+
+    def _commit(self, sources: list[str], chunks: list[Record], chunk_vecs: np.ndarray,
+                sentences: list[Record], sent_vecs: np.ndarray) -> None:
+        before = self.store.snapshot(sources)
+        new_chunk_ids = {r.id for r in chunks}
+        new_sent_ids = {r.id for r in sentences}
+        try:
+            self.store.add(chunks, chunk_vecs, sentences, sent_vecs)
+            self.store.delete_ids([r.id for r in before.chunks if r.id not in new_chunk_ids],
+                                  [r.id for r in before.sentences if r.id not in new_sent_ids])
+        except BaseException:
+            log.error("ingest failed while writing; restoring the index")
+            old_chunk_ids = {r.id for r in before.chunks}
+            old_sent_ids = {r.id for r in before.sentences}
+            self.store.delete_ids([i for i in new_chunk_ids if i not in old_chunk_ids],
+                                  [i for i in new_sent_ids if i not in old_sent_ids])
+            self.store.add(before.chunks, before.chunk_vectors, before.sentences, before.sentence_vectors)
+            raise
+        finally:
+            self.on_change()
+
+    def remove(self, source: str) -> int:
+        existing = self.store.source_hashes()
+        if source not in existing:
+            raise NotFoundError(f"no document {source!r} in the index (see 'rag list')")
+        self.store.delete_sources([source])
+        self.on_change()
+        return existing[source][1]
+
+    def list_sources(self) -> list[tuple[str, int]]:
+        return sorted((s, n) for s, (_, n) in self.store.source_hashes().items())

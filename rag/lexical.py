@@ -1,0 +1,77 @@
+"""The lexical side of hybrid retrieval: BM25 (bm25s) over chunk texts.
+
+Where it lives: nowhere on disk. It is rebuilt from the vector store's own
+contents (the store is the single source of truth) whenever the store changes,
+so every process and every restarted worker that reads the same store sees the
+same lexical index."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from rag.store import Record
+from rag.text import tokens
+
+
+class LexicalIndex:
+    def __init__(self, records: Sequence[Record]) -> None:
+        import bm25s
+
+        self.records = list(records)
+        corpus = [tokens(r.text) for r in self.records]
+        self.df: Counter[str] = Counter()
+        for toks in corpus:
+            self.df.update(set(toks))
+        self.n_docs = len(corpus)
+        self._bm25 = None
+        if self.records:
+            vocab: dict[str, int] = {}
+            ids = [[vocab.setdefault(t, len(vocab)) for t in toks] for toks in corpus]
+            self._vocab = vocab
+            self._bm25 = bm25s.BM25()
+            self._bm25.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
+
+    def idf(self, token: str) -> float:
+        """Smoothed inverse document frequency; unseen tokens get the maximum."""
+        return math.log(1.0 + (self.n_docs + 1) / (self.df.get(token, 0) + 0.5))
+
+    def search(self, query: str, n: int) -> list[tuple[Record, float]]:
+        if self._bm25 is None:
+            return []
+        q = [t for t in tokens(query) if t in self._vocab]
+        if not q:
+            return []
+        scores = self._bm25.get_scores(q)
+        k = min(n, len(self.records))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top])]
+        return [(self.records[i], float(scores[i])) for i in top if scores[i] > 0]
+
+
+class LexicalCache:
+    """Holds the current ``LexicalIndex``; rebuilds it when the store's size or
+    write generation changes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[int, int] | None = None
+        self._index: LexicalIndex | None = None
+        self.generation = 0
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self.generation += 1
+
+    def get(self, store: "object") -> LexicalIndex:
+        count = store.count()  # type: ignore[attr-defined]
+        with self._lock:
+            key = (count, self.generation)
+            if self._index is None or key != self._key:
+                self._index = LexicalIndex(store.all_chunks())  # type: ignore[attr-defined]
+                self._key = key
+            return self._index

