@@ -1,0 +1,120 @@
+"""``rag eval``: run an evaluation dataset and report answer/citation metrics.
+
+Registered in ``rag.cli`` with ``app.command("eval")(eval_command)``; errors are
+``rag.errors`` exceptions, which ``rag.cli.main`` turns into one line and an exit code."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from rag.errors import InputError, ModelError
+from rag.evaluation.dataset import load_dataset
+from rag.evaluation.report import (
+    build_report,
+    compare_reports,
+    compare_table,
+    failures,
+    failures_table,
+    load_report,
+    metrics_table,
+    to_markdown,
+    write_json,
+    write_plot,
+    write_text,
+)
+from rag.evaluation.runner import (
+    AskFn,
+    HttpBackend,
+    NliJudge,
+    SearchFn,
+    load_nli_judge,
+    nli_judgements,
+    run_questions,
+    score_runs,
+)
+from rag.evaluation.scorer import aggregate
+from rag.settings import get_settings
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+
+DEFAULT_NLI_MODEL = "cross-encoder/nli-deberta-v3-xsmall"
+
+
+def _in_process(k: int | None, data_dir: Path | None, model: Path | None) -> tuple[AskFn, SearchFn, int]:
+    """``ask``/``search`` callables over an in-process engine, and the effective k."""
+    from rag.engine import Rag
+
+    settings = get_settings(top_k=k, data_dir=data_dir, model_path=model)
+    engine = Rag(settings)
+    return ((lambda q, kk: engine.ask(q, k=kk).to_dict()),
+            (lambda q, kk: engine.search(q, kk).to_dict()), settings.top_k)
+
+
+def _nli_judge(nli: bool, nli_model: str | None) -> NliJudge | None:
+    if not (nli or nli_model):
+        return None
+    try:
+        return load_nli_judge(nli_model or DEFAULT_NLI_MODEL)
+    except ModelError as exc:
+        err.print(f"NLI judge skipped: {exc.message}", highlight=False, markup=False)
+        return None
+
+
+def eval_command(
+    dataset: Annotated[Path, typer.Argument(help="JSONL: one {id, question, answers, supporting, answerable} per line.")],
+    json_out: Annotated[Optional[Path], typer.Option("--json-out", help="Write all metrics and per-question rows as JSON.")] = None,
+    md_out: Annotated[Optional[Path], typer.Option("--md-out", help="Write a Markdown report.")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG chart of the metrics and latencies.")] = None,
+    url: Annotated[Optional[str], typer.Option("--url", help="Evaluate a running server (http://HOST:PORT) instead of in-process.")] = None,
+    min_strict: Annotated[Optional[float], typer.Option("--min-strict", min=0.0, max=1.0, help="Exit 1 when strict accuracy is below this (0..1).")] = None,
+    compare: Annotated[Optional[Path], typer.Option("--compare", help="Print metric changes against an earlier --json-out report.")] = None,
+    k: Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, max=50, help="Chunks retrieved per question [env RAG_TOP_K; default 5].")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Index folder (in-process) [env RAG_DATA_DIR; default ./data].")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", help="GGUF model file (in-process) [env RAG_MODEL_PATH].")] = None,
+    nli: Annotated[bool, typer.Option("--nli", help="Also judge citation support with an NLI cross-encoder (offline).")] = False,
+    nli_model: Annotated[Optional[str], typer.Option("--nli-model", help=f"Local CrossEncoder folder for --nli [default {DEFAULT_NLI_MODEL}, if cached].")] = None,
+) -> None:
+    """Evaluate answers and citations on a dataset (answer-citation accuracy and more)."""
+    items = load_dataset(dataset)
+    old = load_report(compare) if compare else None
+    if url and not url.startswith(("http://", "https://")):
+        raise InputError(f"--url must start with http:// or https://, got {url!r}")
+    judge = _nli_judge(nli, nli_model)
+    with contextlib.ExitStack() as stack:
+        if url:
+            settings = get_settings(top_k=k)
+            server = stack.enter_context(HttpBackend(url, api_key=settings.api_key))
+            ask, search, top_k = server.ask, server.search, settings.top_k
+        else:
+            ask, search, top_k = _in_process(k, data_dir, model)
+        with Progress(TextColumn("[bold]evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, transient=True) as bar:
+            task = bar.add_task("eval", total=len(items))
+            runs = run_questions(items, ask, search, top_k,
+                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
+    scores = score_runs(runs, top_k, nli_judgements(runs, judge) if judge else None)
+    metrics = aggregate(scores)
+    report = build_report(runs, scores, metrics, dataset=dataset.name, k=top_k, backend=url or "in-process")
+    out.print(metrics_table(report))
+    out.print(failures_table(report) if failures(report) else "no failures: every question is strictly correct")
+    for path, write in ((json_out, write_json), (md_out, lambda p, r: write_text(p, to_markdown(r))),
+                        (plot, write_plot)):
+        if path is not None:
+            write(path, report)
+            err.print(f"wrote {path}", highlight=False, markup=False)
+    if old is not None and compare is not None:
+        comparison = compare_reports(old, report)
+        out.print(compare_table(comparison, compare.name))
+        out.print(f"newly passing: {', '.join(comparison.fixed) or 'none'}; "
+                  f"newly failing: {', '.join(comparison.broken) or 'none'}", highlight=False)
+    if min_strict is not None and metrics.strict < min_strict:
+        err.print(f"strict answer-citation accuracy {metrics.strict:.3f} is below --min-strict {min_strict:g}",
+                  highlight=False, markup=False)
+        raise typer.Exit(1)

@@ -1,0 +1,144 @@
+"""Loading and validating an evaluation dataset (JSONL, one question per line).
+
+Each line is an object with exactly these fields::
+
+    {"id": "d01", "question": "...", "answers": [["Meta", "Meta Platforms"], ["Llama"]],
+     "supporting": ["000_a.txt"], "answerable": true}
+
+``answers`` is a list of gold *facts*; each fact is a list of aliases, any one of
+which counts. The whole file is checked before anything runs, and every problem
+is reported with its line number in one ``DatasetError``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rag.errors import DatasetError
+from rag.text import normalize
+
+FIELDS: dict[str, str] = {
+    "id": "a non-empty string",
+    "question": "a non-empty string",
+    "answers": "a list of facts, each a non-empty list of non-empty strings",
+    "supporting": "a list of non-empty strings",
+    "answerable": "true or false",
+}
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One validated question of the dataset."""
+
+    id: str
+    question: str
+    answers: tuple[tuple[str, ...], ...]
+    supporting: tuple[str, ...]
+    answerable: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "question": self.question, "answers": [list(f) for f in self.answers],
+                "supporting": list(self.supporting), "answerable": self.answerable}
+
+
+def _nonempty_str(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _check_types(obj: dict[str, Any]) -> list[str]:
+    problems = []
+    for name in ("id", "question"):
+        if name in obj and not _nonempty_str(obj[name]):
+            problems.append(f"'{name}' must be {FIELDS[name]}")
+    if "answers" in obj:
+        answers = obj["answers"]
+        ok = isinstance(answers, list) and all(
+            isinstance(fact, list) and fact and all(_nonempty_str(a) and normalize(a) for a in fact)
+            for fact in answers)
+        if not ok:
+            problems.append(f"'answers' must be {FIELDS['answers']}")
+    if "supporting" in obj:
+        sup = obj["supporting"]
+        if not (isinstance(sup, list) and all(_nonempty_str(s) for s in sup)):
+            problems.append(f"'supporting' must be {FIELDS['supporting']}")
+    if "answerable" in obj and not isinstance(obj["answerable"], bool):
+        problems.append(f"'answerable' must be {FIELDS['answerable']}")
+    return problems
+
+
+def _check_consistency(obj: dict[str, Any]) -> list[str]:
+    if obj["answerable"]:
+        problems = []
+        if not obj["answers"]:
+            problems.append("answerable question with no answers")
+        if not obj["supporting"]:
+            problems.append("answerable question with no supporting sources")
+        return problems
+    if obj["answers"] or obj["supporting"]:
+        return ["unanswerable question must have empty 'answers' and 'supporting'"]
+    return []
+
+
+def _check_line(text: str) -> tuple[dict[str, Any] | None, list[str]]:
+    """The parsed object (``None`` when not a JSON object) and the problems of one line."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, [f"invalid JSON ({exc.msg} at column {exc.colno})"]
+    if not isinstance(obj, dict):
+        return None, [f"expected a JSON object, got {type(obj).__name__}"]
+    problems = [f"missing field '{f}'" for f in FIELDS if f not in obj]
+    problems += [f"unknown field '{f}'" for f in obj if f not in FIELDS]
+    problems += _check_types(obj)
+    if problems:
+        return obj, problems
+    return obj, _check_consistency(obj)
+
+
+def parse_dataset(lines: Iterable[str], name: str = "dataset") -> list[EvalItem]:
+    """Validate JSONL lines (blank lines are skipped); raise one ``DatasetError`` listing all problems."""
+    items: list[EvalItem] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for lineno, text in enumerate(lines, 1):
+        if not text.strip():
+            continue
+        obj, line_problems = _check_line(text)
+        ident = obj.get("id") if obj is not None else None
+        if isinstance(ident, str):
+            if ident in seen:
+                line_problems.append(f"duplicate id '{ident}' (first on line {seen[ident]})")
+            else:
+                seen[ident] = lineno
+        problems += [f"line {lineno}: {p}" for p in line_problems]
+        if obj is None or line_problems:
+            continue
+        items.append(EvalItem(id=ident, question=obj["question"],
+                              answers=tuple(tuple(fact) for fact in obj["answers"]),
+                              supporting=tuple(obj["supporting"]), answerable=obj["answerable"]))
+    if problems:
+        listing = "\n  ".join(problems)
+        raise DatasetError(f"{name}: {len(problems)} problem(s):\n  {listing}")
+    if not items:
+        raise DatasetError(f"{name}: the dataset is empty")
+    return items
+
+
+def load_dataset(path: Path) -> list[EvalItem]:
+    """Read and validate a JSONL dataset file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DatasetError(f"dataset not found: {path}") from None
+    except IsADirectoryError:
+        raise DatasetError(f"dataset is a folder, not a JSONL file: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise DatasetError(f"cannot read dataset {path}: {exc.strerror}") from None
+    return parse_dataset(text.splitlines(), name=str(path))
