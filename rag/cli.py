@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import click
 import typer
@@ -19,8 +19,12 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from rag.cli_eval import eval_command
 from rag.errors import RagError
 from rag.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from rag.types import Answer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -133,15 +137,78 @@ def remove(
         out.print(f"removed {source} ({n} chunks)")
 
 
+app.command("eval")(eval_command)
+
+
+def _print_answer(answer: "Answer", streamed: str = "") -> None:
+    """Print the final answer (unless it was streamed as is) and its sources."""
+    if streamed and streamed.strip() == answer.answer.strip():
+        out.print()
+    else:
+        if streamed:
+            out.print("\r\033[K", end="")  # replace a draft that failed verification
+        out.print(answer.answer, highlight=False, markup=False)
+    if answer.citations:
+        out.print("[dim]sources:[/dim]")
+        for c in answer.citations:
+            text = c.text if len(c.text) <= 240 else c.text[:239] + "…"
+            out.print(f"  [bold][{c.marker}][/bold] {c.source} [dim][{c.start}:{c.end}][/dim]")
+            out.print(f"      {text}", highlight=False, markup=False, style="dim")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    k: TopKOpt = None,
+    model: ModelOpt = None,
+    data_dir: DataDirOpt = None,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Answer with the evidence sentences only.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a question from the indexed documents, with cited sources."""
+    from rag.types import AnswerEvent, TokenEvent
+
+    settings = _settings(data_dir=data_dir, top_k=k, model_path=model, use_llm=False if no_llm else None)
+    engine = _engine(settings)
+    engine.load()
+    if as_json:
+        _print_json(engine.ask(question).to_dict())
+        return
+    streamed = ""
+    for event in engine.ask_stream(question):
+        if isinstance(event, TokenEvent):
+            streamed += event.text
+            out.print(event.text, end="", highlight=False, markup=False)
+        elif isinstance(event, AnswerEvent):
+            _print_answer(event.answer, streamed)
+
+
+@app.command()
+def chat(
+    k: TopKOpt = None,
+    model: ModelOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Interactive questions in the terminal (/sources, /reset, /quit, Ctrl-D)."""
+    from rag.chat import ChatSession
+
+    settings = _settings(data_dir=data_dir, top_k=k, model_path=model)
+    ChatSession(_engine(settings), out).run()
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         rv = app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:
         raise SystemExit(exc.exit_code) from None
-    except click.ClickException as exc:
-        exc.show()
+    except (click.ClickException, typer.TyperException) as exc:
+        show = getattr(exc, "show", None)
+        if show:
+            show()
+        else:
+            err.print(f"error: {exc.format_message()}", highlight=False, markup=False)
         raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         err.print("aborted")
         raise SystemExit(130) from None
     except RagError as exc:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import logging
 import threading
 from functools import cached_property
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag.embeddings import Embedder, SentenceTransformerEmbedder
 from rag.ingest import Ingestor
@@ -15,6 +17,11 @@ from rag.lexical import LexicalCache
 from rag.retrieval import HybridRetriever, SearchResult
 from rag.settings import Settings
 from rag.store import ChromaStore, VectorStore
+
+if TYPE_CHECKING:
+    from rag.answer import AnswerPipeline, Turn
+    from rag.generation import Generator
+    from rag.types import Answer, StreamEvent
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,44 @@ class Rag:
     @cached_property
     def ingestor(self) -> Ingestor:
         return Ingestor(self.store, self.embedder, self.settings.chunk_chars, on_change=self.lexical.invalidate)
+
+    @cached_property
+    def generator(self) -> "Generator":
+        from rag.generation import LlamaCppGenerator, OpenAIServerGenerator
+
+        with self._lock:
+            if self.settings.llm_url:
+                return OpenAIServerGenerator(self.settings.llm_url)
+            log.info("loading %s", self.settings.model_path)
+            return LlamaCppGenerator(self.settings.model_path, n_ctx=self.settings.ctx,
+                                     n_threads=self.settings.n_threads, n_gpu_layers=self.settings.n_gpu_layers)
+
+    @property
+    def model_name(self) -> str:
+        return self.settings.llm_url or Path(self.settings.model_path).name
+
+    @cached_property
+    def pipeline(self) -> "AnswerPipeline":
+        from rag.answer import AnswerPipeline
+        from rag.evidence import EvidenceSelector
+
+        gen = (lambda: self.generator) if self.settings.use_llm else None
+        return AnswerPipeline(self.retriever, EvidenceSelector(self.store), gen, self.model_name,
+                              max_tokens=self.settings.max_answer_tokens,
+                              max_question_chars=self.settings.max_question_chars)
+
+    def load(self) -> None:
+        """Load every model now (the server calls this in its lifespan)."""
+        _ = self.embedder, self.store
+        if self.settings.use_llm:
+            _ = self.generator
+
+    def ask(self, question: str, k: int | None = None, history: "Sequence[Turn]" = ()) -> "Answer":
+        return self.pipeline.ask(question, k or self.settings.top_k, history)
+
+    def ask_stream(self, question: str, k: int | None = None,
+                   history: "Sequence[Turn]" = ()) -> "Iterator[StreamEvent]":
+        return self.pipeline.stream(question, k or self.settings.top_k, history)
 
     def search(self, query: str, k: int | None = None) -> SearchResult:
         from rag.errors import EmptyQuestionError

@@ -7,6 +7,7 @@ same lexical index."""
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections import Counter
@@ -21,6 +22,8 @@ from rag.text import tokens
 class LexicalIndex:
     def __init__(self, records: Sequence[Record]) -> None:
         import bm25s
+
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import
 
         self.records = list(records)
         corpus = [tokens(r.text) for r in self.records]

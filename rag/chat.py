@@ -1,0 +1,104 @@
+"""``rag chat``: an interactive session in the terminal. Streams each answer as it
+is produced, keeps the conversation so follow-ups work, shows sources after each
+answer. Commands: /sources, /reset, /quit (or Ctrl-D)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+
+from rag.answer import Turn
+from rag.errors import InputError, RagError
+from rag.types import Answer, AnswerEvent, TokenEvent
+
+if TYPE_CHECKING:
+    from rag.engine import Rag
+
+log = logging.getLogger(__name__)
+
+HELP = "Ask a question. Commands: /sources (sources of the last answer), /reset (forget the conversation), /quit."
+PROMPT = "you> "
+MAX_HISTORY = 6
+
+
+class ChatSession:
+    def __init__(self, engine: "Rag", console: Console) -> None:
+        self.engine = engine
+        self.console = console
+        self.history: list[Turn] = []
+        self.last: Answer | None = None
+
+    def run(self) -> None:
+        self.console.print("[dim]loading models…[/dim]")
+        self.engine.load()
+        self.console.print(f"[bold]rag chat[/bold] — {HELP}")
+        while True:
+            try:
+                line = input(PROMPT)
+            except EOFError:
+                self.console.print()
+                return
+            except KeyboardInterrupt:
+                self.console.print()
+                return
+            line = line.strip()
+            if not line:
+                continue
+            if line.startswith("/"):
+                if not self.command(line):
+                    return
+                continue
+            try:
+                self.answer(line)
+            except InputError as exc:
+                self.console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+            except RagError as exc:
+                self.console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+            except KeyboardInterrupt:
+                self.console.print("\n[dim](stopped)[/dim]")
+
+    def command(self, line: str) -> bool:
+        cmd = line.split()[0].lower()
+        if cmd in ("/quit", "/exit", "/q"):
+            return False
+        if cmd == "/reset":
+            self.history.clear()
+            self.last = None
+            self.console.print("[dim]conversation reset[/dim]")
+        elif cmd == "/sources":
+            self.show_sources()
+        elif cmd == "/help":
+            self.console.print(HELP)
+        else:
+            self.console.print(f"unknown command {cmd}; {HELP}", highlight=False)
+        return True
+
+    def show_sources(self) -> None:
+        if not self.last or not self.last.citations:
+            self.console.print("[dim]no sources yet[/dim]")
+            return
+        for c in self.last.citations:
+            self.console.print(f"[bold][{c.marker}][/bold] {c.source} [dim][{c.start}:{c.end}][/dim]")
+            self.console.print(f"    {c.text}", highlight=False, markup=False)
+
+    def answer(self, question: str) -> None:
+        streamed = ""
+        final: Answer | None = None
+        for event in self.engine.ask_stream(question, history=self.history[-MAX_HISTORY:]):
+            if isinstance(event, TokenEvent):
+                streamed += event.text
+                self.console.print(event.text, end="", highlight=False, markup=False)
+            elif isinstance(event, AnswerEvent):
+                final = event.answer
+        assert final is not None
+        if streamed.strip() != final.answer.strip():
+            self.console.print("\r\033[K" + final.answer, highlight=False, markup=False)
+        else:
+            self.console.print()
+        self.last = final
+        self.history.append(Turn(question, final.answer))
+        if final.citations:
+            sources = ", ".join(f"[{c.marker}] {c.source}" for c in final.citations)
+            self.console.print(f"[dim]sources: {sources}[/dim]", highlight=False)

@@ -1,0 +1,118 @@
+"""Text generators behind a small protocol: llama.cpp in process (default), or any
+OpenAI-compatible completion server (``RAG_LLM_URL``)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from rag.errors import BackendError, ModelError
+
+log = logging.getLogger(__name__)
+
+# Answers are plain prose: the model may not write brackets (markers are added by
+# the pipeline, so they can only name evidence that was shown) nor new lines.
+ANSWER_GRAMMAR = r"""
+root ::= first rest
+first ::= [^\[\]\n\r \t<>{}|]
+rest ::= [^\[\]\n\r<>{}|]*
+"""
+
+
+class Generator(Protocol):
+    name: str
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int,
+               grammar: str | None = None) -> Iterator[str]:
+        """Yield pieces of the reply as they are produced (temperature 0)."""
+        ...
+
+
+class LlamaCppGenerator:
+    """llama-cpp-python in process. ``Llama`` is not thread-safe: calls are
+    serialised here. The KV cache keeps the longest common token prefix between
+    calls, so the fixed system prompt is evaluated once."""
+
+    def __init__(self, model_path: Path, n_ctx: int = 2048, n_threads: int = 2, n_gpu_layers: int = 0) -> None:
+        path = Path(model_path).expanduser()
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path} (fetch the default with 'python -m models.fetch', "
+                             f"or pass --model / RAG_MODEL_PATH)")
+        try:
+            from llama_cpp import Llama, LlamaGrammar
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ModelError(f"llama-cpp-python is not installed ({exc})") from exc
+        try:
+            self._llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads,
+                              n_gpu_layers=n_gpu_layers, verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"cannot load model {path}: {exc}") from exc
+        self._grammar_cls = LlamaGrammar
+        self._grammars: dict[str, object] = {}
+        self.name = path.name
+        self.n_ctx = n_ctx
+        self.lock = threading.Lock()
+
+    def _grammar(self, text: str | None) -> object | None:
+        if not text:
+            return None
+        if text not in self._grammars:
+            self._grammars[text] = self._grammar_cls.from_string(text, verbose=False)
+        return self._grammars[text]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int,
+               grammar: str | None = None) -> Iterator[str]:
+        with self.lock:
+            chunks = self._llm.create_chat_completion(messages, temperature=0.0, max_tokens=max_tokens,
+                                                      stream=True, grammar=self._grammar(grammar))
+            for chunk in chunks:
+                piece = chunk["choices"][0]["delta"].get("content")  # type: ignore[index]
+                if piece:
+                    yield piece
+
+
+class OpenAIServerGenerator:
+    """Any OpenAI-compatible ``/v1/chat/completions`` server (llama.cpp's
+    ``llama-server``, ``python -m llama_cpp.server``, vLLM). The grammar is passed
+    through as ``grammar`` (llama.cpp servers honour it; others ignore it); the
+    pipeline verifies citations on our side whatever comes back."""
+
+    def __init__(self, base_url: str, model: str = "default", timeout: float = 60.0) -> None:
+        import httpx
+
+        self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
+        self.name = model
+        self._model = model
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int,
+               grammar: str | None = None) -> Iterator[str]:
+        import json
+
+        import httpx
+
+        body: dict[str, object] = {"model": self._model, "messages": messages, "temperature": 0.0,
+                                   "max_tokens": max_tokens, "stream": True}
+        if grammar:
+            body["grammar"] = grammar
+        try:
+            with self._client.stream("POST", "/chat/completions", json=body) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise BackendError(f"LLM server answered {resp.status_code}: {resp.text[:200]}")
+                for line in resp.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        return
+                    piece = json.loads(data)["choices"][0].get("delta", {}).get("content")
+                    if piece:
+                        yield piece
+        except httpx.HTTPError as exc:
+            raise BackendError(f"cannot reach the LLM server: {exc}") from exc
