@@ -131,7 +131,7 @@ class AnswerPipeline:
         t0 = time.perf_counter()
         if self.retriever.store.count() == 0:
             raise IndexEmptyError("the index is empty: add documents first with 'rag ingest PATH'")
-        result = self.retriever.search(retrieval_query(q, history), k)
+        result = self.retriever.search(retrieval_query(q, history), k, per_ranker=2)
         decision = self.selector.decide(result)
         return q, decision, (time.perf_counter() - t0) * 1000
 

@@ -34,7 +34,7 @@ _DATE = re.compile(rf"\b(?:{_MONTHS})\b|\b(?:1[89]|20)\d\d\b|\b(?:monday|tuesday
 _EXACT_DATE = re.compile(rf"\b(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{_MONTHS})\b|"
                          r"\b(?:1[89]|20)\d\d\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b|\b\d{4}-\d{2}-\d{2}\b", re.I)
 _NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
-                     r"forty|fifty|hundred|thousand|million|billion|trillion|dozens?|several|half)\b", re.I)
+                     r"forty|fifty|hundreds?|thousands?|millions?|billions?|trillions?|dozens?|several|half)\b", re.I)
 _AMOUNT = re.compile(r"[$€£¥]\s?\d|\b\d[\d,.]*\s*(?:dollars?|euros?|pounds?|usd|eur|million|billion|trillion|%|"
                      r"percent)\b", re.I)
 _NAME = re.compile(r"\b[A-Z][a-zA-Z]+(?:[-'’][A-Za-z]+)?\b")
@@ -136,12 +136,12 @@ def _entity_present(entity: str, text_norm: str, text_tokens: set[str]) -> bool:
 
 
 class EvidenceSelector:
-    def __init__(self, store: VectorStore, min_coverage: float = 0.5, max_evidence: int = 1,
-                 extra_sentences: int = 8) -> None:
+    def __init__(self, store: VectorStore, min_coverage: float = 0.5, min_support: float = 0.9,
+                 max_evidence: int = 1) -> None:
         self.store = store
         self.min_coverage = min_coverage
+        self.min_support = min_support
         self.max_evidence = max_evidence
-        self.extra_sentences = extra_sentences
 
     @staticmethod
     def coverage(q_tokens: list[str], text_tokens: set[str], lex: LexicalIndex) -> float:
@@ -152,7 +152,8 @@ class EvidenceSelector:
         return got / sum(weights)
 
     def candidates(self, result: SearchResult) -> list[Evidence]:
-        chunk_rank = {h.chunk_id: 1.0 / (i + 1) for i, h in enumerate(result.hits)}
+        hits = result.hits + result.extra
+        chunk_rank = {h.chunk_id: 1.0 / (i + 1) for i, h in enumerate(hits)}
         records, vectors = self.store.sentences_of(list(chunk_rank))
         by_pos = {(str(r.metadata.get("chunk_id")), int(r.metadata.get("index", 0))): r for r in records}
         q_tokens = list(dict.fromkeys(tokens(result.query)))
@@ -188,14 +189,22 @@ class EvidenceSelector:
         reasons: list[str] = []
         if not typed:
             return Decision(False, [], [f"no {kind} in the evidence"])
-        context = " ".join(h.text for h in result.hits)
+        context = " ".join(h.text for h in result.hits + result.extra)
         ctx_norm, ctx_tokens = normalize(context), set(tokens(context))
         missing = [e for e in question_entities(question) if not _entity_present(e, ctx_norm, ctx_tokens)]
         if missing:
             reasons.append(f"not in the corpus: {', '.join(missing)}")
-        covered = [c for c in typed[:3] if c.context_coverage >= self.min_coverage]
+        # Two signals must agree: the question's informative words are found around
+        # the sentence (coverage) and the sentence means something close (dense).
+        # Well-covered candidates come first; paraphrases pass on the sum.
+        strong = [c for c in typed[:3] if c.context_coverage >= self.min_coverage and
+                  c.context_coverage + c.dense >= self.min_support]
+        weak = [c for c in typed[:3] if c.context_coverage >= 0.25 and
+                c.context_coverage + c.dense >= self.min_support]
+        covered = strong or weak
         if not covered:
-            reasons.append(f"question terms not covered ({typed[0].context_coverage:.2f})")
+            reasons.append(f"question terms not covered ({typed[0].context_coverage:.2f}, "
+                           f"similarity {typed[0].dense:.2f})")
         if reasons:
             return Decision(False, typed[:1], reasons)
         best = covered[0]

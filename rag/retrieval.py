@@ -4,7 +4,7 @@ fused by reciprocal rank fusion."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -38,6 +38,7 @@ class SearchResult:
     query_vector: np.ndarray
     lexical: LexicalIndex
     retrieval_ms: float
+    extra: list[SearchHit] = field(default_factory=list)  # each ranker's best, beyond the fused top-k
 
     def to_dict(self) -> dict[str, object]:
         return {"query": self.query, "results": [h.to_dict() for h in self.hits]}
@@ -57,7 +58,10 @@ class HybridRetriever:
         self.embedder = embedder
         self.lexical = lexical or LexicalCache()
 
-    def search(self, query: str, k: int = 5, candidates: int | None = None) -> SearchResult:
+    def search(self, query: str, k: int = 5, candidates: int | None = None, per_ranker: int = 0) -> SearchResult:
+        """Fused top-``k``; with ``per_ranker`` > 0 also each ranker's own top
+        ``per_ranker`` (in ``extra``), so that a strong lexical-only or dense-only
+        match is not lost to fusion."""
         t0 = time.perf_counter()
         n = candidates or max(4 * k, 20)
         vector = self.embedder.embed([query])[0]
@@ -69,7 +73,13 @@ class HybridRetriever:
         dense_score = {r.id: s for r, s in dense}
         fused = rrf([[r.id for r, _ in dense], [r.id for r, _ in sparse]])
         order = sorted(fused, key=lambda i: (-fused[i], -dense_score.get(i, 0.0)))[:k]
-        hits = [SearchHit(source=records[i].source, chunk_id=i, start=records[i].start, end=records[i].end,
-                          text=records[i].text, score=round(fused[i] * RRF_K / 2, 4),
-                          dense=dense_score.get(i, 0.0)) for i in order]
-        return SearchResult(query, hits, vector, lexical, (time.perf_counter() - t0) * 1000)
+
+        def hit(i: str) -> SearchHit:
+            r = records[i]
+            return SearchHit(source=r.source, chunk_id=i, start=r.start, end=r.end, text=r.text,
+                             score=round(fused[i] * RRF_K / 2, 4), dense=dense_score.get(i, 0.0))
+
+        extra_ids = [r.id for r, _ in sparse[:per_ranker]] + [r.id for r, _ in dense[:per_ranker]]
+        extra = [hit(i) for i in dict.fromkeys(extra_ids) if i not in order]
+        return SearchResult(query, [hit(i) for i in order], vector, lexical,
+                            (time.perf_counter() - t0) * 1000, extra)

@@ -27,15 +27,22 @@ def normalize(text: str) -> str:
 
 
 def stem(word: str) -> str:
-    """A deliberately light suffix stripper (plural/verb endings)."""
+    """A deliberately light suffix stripper: plural and verb endings, so that
+    "named"/"name", "owning"/"own", "announced"/"announces" meet."""
     w = word
     if len(w) > 4 and w.endswith("ies"):
-        return w[:-3] + "y"
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(w) > len(suffix) + 3 and w.endswith(suffix):
+        w = w[:-3] + "y"
+    elif len(w) > 4 and w.endswith("es") and (w[-3] in "sxz" or w[-4:-2] in ("ch", "sh")):
+        w = w[:-2]
+    elif len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        w = w[:-1]
+    for suffix in ("ing", "ed"):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
             w = w[: -len(suffix)]
+            if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "lsz":
+                w = w[:-1]
             break
-    if len(w) > 4 and w.endswith("e"):
+    if len(w) > 3 and w.endswith("e"):
         w = w[:-1]
     return w
 
