@@ -1,0 +1,392 @@
+"""Ingestion into real Chroma with the real embedder: idempotent, exact
+replacement of changed sources, removal, pruning, and all-or-nothing writes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rag.chunking import chunk_text
+from rag.engine import Rag
+from rag.errors import IngestError, InputError, InvalidSourceError, NotFoundError
+from rag.ingest import IngestReport, doc_hash, validate_source
+from rag.loaders import Document
+from rag.settings import Settings
+from rag.store import ChromaStore
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+SEED_NAMES = sorted(p.name for p in SEEDS.glob("*.txt"))
+
+
+class CachedEmbedder:
+    """The real embedder, memoised per text so that re-ingesting the same texts in
+    many tests costs one real embedding each."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self.cache: dict[str, np.ndarray] = {}
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if missing:
+            self.cache.update(zip(missing, self.inner.embed(missing)))
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self.cache[t] for t in texts]).astype(np.float32)
+
+
+class CountingEmbedder:
+    """Counts calls and texts around another embedder."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self.calls = 0
+        self.texts = 0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        self.texts += len(texts)
+        return self.inner.embed(texts)
+
+
+class FaultyStore(ChromaStore):
+    """The real Chroma store, with one write made to fail on demand."""
+
+    def __init__(self, data_dir: Path, fail: str = "", exc: type[BaseException] = RuntimeError) -> None:
+        super().__init__(data_dir)
+        self.fail = fail  # "", "delete_ids" or "second_add"
+        self.exc = exc
+        self.adds = 0
+        self.count_at_failure: int | None = None
+
+    def _add(self, coll: Any, records: Any, vectors: np.ndarray) -> None:
+        self.adds += 1
+        if self.fail == "second_add" and self.adds == 2:
+            self.fail = ""
+            self.count_at_failure = self._sentences.count()
+            raise self.exc("injected failure in the second write")
+        super()._add(coll, records, vectors)
+
+    def delete_ids(self, chunk_ids: Any, sentence_ids: Any) -> None:
+        if self.fail == "delete_ids":
+            self.fail = ""
+            self.count_at_failure = self.count()
+            raise self.exc("injected failure while deleting old chunks")
+        super().delete_ids(chunk_ids, sentence_ids)
+
+
+@pytest.fixture(scope="module")
+def cached(embedder: Any) -> CachedEmbedder:
+    return CachedEmbedder(embedder)
+
+
+@pytest.fixture
+def counting(cached: CachedEmbedder) -> CountingEmbedder:
+    return CountingEmbedder(cached)
+
+
+def make_engine(data_dir: Path, embedder: Any, store: Any = None) -> Rag:
+    return Rag(Settings(data_dir=data_dir), embedder=embedder, store=store)
+
+
+def dump(store: ChromaStore) -> dict[str, dict[str, tuple[str, tuple[tuple[str, Any], ...]]]]:
+    """Everything in both collections: id -> (document, metadata)."""
+    out = {}
+    for name, coll in (("chunks", store._chunks), ("sentences", store._sentences)):
+        res = coll.get(include=["documents", "metadatas"])
+        out[name] = {i: (d, tuple(sorted(m.items()))) for i, d, m in
+                     zip(res["ids"], res["documents"], res["metadatas"])}
+    return out
+
+
+def vectors(store: ChromaStore) -> dict[str, dict[str, np.ndarray]]:
+    out = {}
+    for name, coll in (("chunks", store._chunks), ("sentences", store._sentences)):
+        res = coll.get(include=["embeddings"])
+        out[name] = {i: np.asarray(e, dtype=np.float32) for i, e in zip(res["ids"], res["embeddings"])}
+    return out
+
+
+def assert_same_vectors(a: dict[str, dict[str, np.ndarray]], b: dict[str, dict[str, np.ndarray]],
+                        exact: bool = False) -> None:
+    for kind in ("chunks", "sentences"):
+        assert set(a[kind]) == set(b[kind])
+        for i, vec in a[kind].items():
+            if exact:
+                assert np.array_equal(vec, b[kind][i]), i
+            else:
+                np.testing.assert_allclose(vec, b[kind][i], rtol=0, atol=1e-6)
+
+
+def ids_by_source(snapshot: dict[str, dict[str, Any]], kind: str = "chunks") -> dict[str, set[str]]:
+    out: dict[str, set[str]] = defaultdict(set)
+    for i, (_, meta) in snapshot[kind].items():
+        out[dict(meta)["source"]].add(i)
+    return dict(out)
+
+
+def expected_ids(source: str, text: str) -> tuple[set[str], set[str]]:
+    chunks = chunk_text(source, text, 600)
+    return {c.id for c in chunks}, {f"{c.id}:{j}" for c in chunks for j in range(len(c.sentences))}
+
+
+def check_consistent(store: ChromaStore, files: dict[str, str]) -> None:
+    """The index holds exactly the chunks and sentences of ``files`` (source -> text)."""
+    snap = dump(store)
+    chunks_of, sentences_of = ids_by_source(snap, "chunks"), ids_by_source(snap, "sentences")
+    assert set(chunks_of) == set(files) == set(sentences_of)
+    for source, text in files.items():
+        chunk_ids, sentence_ids = expected_ids(source, text)
+        assert chunks_of[source] == chunk_ids, source
+        assert sentences_of[source] == sentence_ids, source
+    for cid, (doc, meta) in snap["chunks"].items():
+        m = dict(meta)
+        assert files[m["source"]][m["start"]:m["end"]] == doc
+        assert m["doc_hash"] == doc_hash(files[m["source"]])
+    for sid, (doc, meta) in snap["sentences"].items():
+        m = dict(meta)
+        assert m["chunk_id"] in snap["chunks"], f"orphan sentence {sid}"
+        assert files[m["source"]][m["start"]:m["end"]] == doc
+
+
+def corpus_files(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8")
+            for p in sorted(folder.rglob("*.txt"))}
+
+
+def test_ingesting_twice_reports_unchanged_and_embeds_nothing(tmp_path: Path, corpus: Path,
+                                                              counting: CountingEmbedder) -> None:
+    engine = make_engine(tmp_path / "data", counting)
+    report, warnings = engine.ingestor.ingest_paths([corpus])
+    files = corpus_files(corpus)
+    n_chunks = sum(len(expected_ids(s, t)[0]) for s, t in files.items())
+    n_sentences = sum(len(expected_ids(s, t)[1]) for s, t in files.items())
+    assert report == IngestReport(added=5, updated=0, unchanged=0, removed=0, chunks=n_chunks)
+    assert warnings == []
+    assert counting.texts == n_chunks + n_sentences
+    check_consistent(engine.store, files)
+    before = dump(engine.store)
+    vectors_before = vectors(engine.store)
+
+    counting.calls = counting.texts = 0
+    again, _ = engine.ingestor.ingest_paths([corpus])
+    assert again.to_dict() == {"added": 0, "updated": 0, "unchanged": 5, "removed": 0, "chunks": n_chunks}
+    assert (counting.calls, counting.texts) == (0, 0)
+    assert dump(engine.store) == before
+    assert_same_vectors(vectors(engine.store), vectors_before, exact=True)
+
+    # a new process on the same index sees the same state
+    reopened = make_engine(tmp_path / "data", counting)
+    third, _ = reopened.ingestor.ingest_paths([corpus])
+    assert (third.unchanged, third.added, counting.calls) == (5, 0, 0)
+    assert reopened.ingestor.list_sources() == sorted((s, len(expected_ids(s, t)[0])) for s, t in files.items())
+
+
+def test_progress_is_reported_up_to_every_embedded_text(tmp_path: Path, corpus: Path,
+                                                        counting: CountingEmbedder) -> None:
+    seen: list[tuple[int, int]] = []
+    engine = make_engine(tmp_path / "data", counting)
+    engine.ingestor.ingest_paths([corpus / SEED_NAMES[0]], progress=lambda d, t: seen.append((d, t)))
+    assert seen and seen[-1] == (counting.texts, counting.texts)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_a_changed_file_replaces_exactly_its_old_chunks(tmp_path: Path, corpus: Path,
+                                                        counting: CountingEmbedder) -> None:
+    engine = make_engine(tmp_path / "data", counting)
+    engine.ingestor.ingest_paths([corpus])
+    before = dump(engine.store)
+    old_chunks = ids_by_source(before)
+
+    target = SEED_NAMES[2]  # the longest seed: shrinking it leaves fewer chunks
+    old_text = (corpus / target).read_text(encoding="utf-8")
+    new_text = old_text[: len(old_text) // 3].rstrip() + "\n\nThe quokka parade starts at noon on Tuesday."
+    (corpus / target).write_text(new_text, encoding="utf-8")
+    counting.calls = counting.texts = 0
+
+    report, _ = engine.ingestor.ingest_paths([corpus])
+    assert (report.added, report.updated, report.unchanged, report.removed) == (0, 1, 4, 0)
+
+    after = dump(engine.store)
+    new_chunks = ids_by_source(after)
+    files = corpus_files(corpus)
+    check_consistent(engine.store, files)
+    chunk_ids, sentence_ids = expected_ids(target, new_text)
+    assert new_chunks[target] == chunk_ids
+    assert len(chunk_ids) < len(old_chunks[target])
+    for other in SEED_NAMES:
+        if other != target:
+            assert new_chunks[other] == old_chunks[other]
+            for kind in ("chunks", "sentences"):
+                assert {i: v for i, v in after[kind].items() if dict(v[1])["source"] == other} == \
+                       {i: v for i, v in before[kind].items() if dict(v[1])["source"] == other}
+    assert report.chunks == len(after["chunks"]) == sum(len(v) for v in new_chunks.values())
+    # only what was not stored before is embedded (chunks and sentences of the new text)
+    assert 0 < counting.texts <= len(chunk_ids) + len(sentence_ids)
+    # retrieval sees the new text, not the old
+    hits = engine.search("quokka parade", 3).hits
+    assert hits[0].source == target and "quokka parade" in hits[0].text
+    assert all(h.chunk_id in after["chunks"] for h in engine.search(old_text[-200:], 10).hits)
+
+
+def test_remove_and_list_sources(tmp_path: Path, corpus: Path, counting: CountingEmbedder) -> None:
+    engine = make_engine(tmp_path / "data", counting)
+    assert engine.ingestor.list_sources() == []
+    engine.ingestor.ingest_paths([corpus])
+    files = corpus_files(corpus)
+    listed = engine.ingestor.list_sources()
+    assert listed == sorted((s, len(expected_ids(s, t)[0])) for s, t in files.items())
+
+    gone = SEED_NAMES[1]
+    assert engine.ingestor.remove(gone) == dict(listed)[gone]
+    assert [s for s, _ in engine.ingestor.list_sources()] == [s for s in SEED_NAMES if s != gone]
+    check_consistent(engine.store, {s: t for s, t in files.items() if s != gone})
+    assert all(h.source != gone for h in engine.search("Meta Llama national security", 20).hits)
+
+    with pytest.raises(NotFoundError, match=gone):
+        engine.ingestor.remove(gone)
+    with pytest.raises(NotFoundError, match="nosuch"):
+        engine.ingestor.remove("nosuch")
+
+
+def test_prune_removes_only_sources_not_given(tmp_path: Path, corpus: Path, counting: CountingEmbedder) -> None:
+    engine = make_engine(tmp_path / "data", counting)
+    engine.ingestor.ingest_paths([corpus])
+    files = corpus_files(corpus)
+
+    without, _ = engine.ingestor.ingest_paths([corpus / SEED_NAMES[0]])
+    assert (without.unchanged, without.removed) == (1, 0)
+    assert len(engine.ingestor.list_sources()) == 5
+
+    keep = SEED_NAMES[:2]
+    (corpus / keep[1]).write_text(files[keep[1]] + "\nAn added closing line.", encoding="utf-8")
+    pruned, _ = engine.ingestor.ingest_paths([corpus / keep[0], corpus / keep[1]], prune=True)
+    assert pruned.to_dict() == {"added": 0, "updated": 1, "unchanged": 1, "removed": 3,
+                                "chunks": engine.store.count()}
+    assert [s for s, _ in engine.ingestor.list_sources()] == keep
+    check_consistent(engine.store, {keep[0]: files[keep[0]],
+                                    keep[1]: (corpus / keep[1]).read_text(encoding="utf-8")})
+
+
+@pytest.mark.parametrize("source", ["a.txt", "sub/a.txt", "deep/er/b.md", "a b.txt", "x..y.txt",
+                                    "\u00fcn\u00efc\u00f6d\u00e9.txt", "a" * 512])
+def test_validate_source_accepts_relative_names(source: str) -> None:
+    assert validate_source(source) == source
+
+
+@pytest.mark.parametrize("source", ["", "..", "../a.txt", "a/../b.txt", "sub/..", ".", "./a.txt",
+                                    "/etc/passwd", "/a.txt", "a\\b.txt", "..\\a.txt", "a\x00b.txt",
+                                    "a\nb.txt", "a\tb.txt", "a\x1fb", "C:/x.txt", "a//b.txt", "a/",
+                                    "a" * 513])
+def test_validate_source_rejects_unsafe_names(source: str) -> None:
+    with pytest.raises(InvalidSourceError) as info:
+        validate_source(source)
+    assert isinstance(info.value, InputError)
+
+
+def test_ingesting_an_invalid_source_writes_and_embeds_nothing(tmp_path: Path, counting: CountingEmbedder) -> None:
+    engine = make_engine(tmp_path / "data", counting)
+    with pytest.raises(InvalidSourceError):
+        engine.ingestor.ingest_documents([Document("ok.txt", "Fine text."), Document("../evil.txt", "Bad.")])
+    assert engine.store.count() == 0
+    assert counting.calls == 0
+
+
+def change_corpus(corpus: Path) -> None:
+    """Shrink one seed, edit another, add a new file."""
+    a, b = corpus / SEED_NAMES[2], corpus / SEED_NAMES[3]
+    a.write_text(a.read_text(encoding="utf-8")[:800], encoding="utf-8")
+    text = b.read_text(encoding="utf-8")
+    b.write_text(text[:300] + " An inserted sentence about harbour cranes. " + text[300:], encoding="utf-8")
+    (corpus / "new").mkdir()
+    (corpus / "new" / "extra.md").write_text("# Extra\n\nA brand new document about lighthouses.", encoding="utf-8")
+
+
+@pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
+@pytest.mark.parametrize("fail", ["delete_ids", "second_add"])
+def test_a_failure_while_writing_leaves_the_index_exactly_as_before(
+        tmp_path: Path, corpus: Path, counting: CountingEmbedder, fail: str, exc: type[BaseException]) -> None:
+    store = FaultyStore(tmp_path / "data", exc=exc)
+    engine = make_engine(tmp_path / "data", counting, store=store)
+    engine.ingestor.ingest_paths([corpus])
+    before = dump(store)
+    vectors_before = vectors(store)
+    listed = engine.ingestor.list_sources()
+    count_before = store.count()
+    sentences_before = store._sentences.count()
+    engine.search("Meta Llama", 5)  # builds the lexical cache
+
+    change_corpus(corpus)
+    store.fail = fail
+    store.adds = 0
+    with pytest.raises(exc, match="injected"):
+        engine.ingestor.ingest_paths([corpus])
+    # the failure struck after something had been written
+    assert store.count_at_failure is not None
+    assert store.count_at_failure != (count_before if fail == "delete_ids" else sentences_before)
+
+    assert dump(store) == before
+    # vectors come back as stored, up to float32 rounding (Chroma normalises for cosine space)
+    assert_same_vectors(vectors(store), vectors_before)
+    assert engine.ingestor.list_sources() == listed
+    assert {h.chunk_id for h in engine.search("harbour cranes lighthouses", 10).hits} <= set(before["chunks"])
+
+    # the same command succeeds once the fault is gone
+    report, _ = engine.ingestor.ingest_paths([corpus])
+    assert (report.added, report.updated, report.unchanged) == (1, 2, 3)
+    check_consistent(store, {**corpus_files(corpus), "new/extra.md": (corpus / "new" / "extra.md").read_text()})
+
+
+def test_a_binary_file_among_good_ones_writes_nothing(tmp_path: Path, corpus: Path,
+                                                      counting: CountingEmbedder) -> None:
+    engine = make_engine(tmp_path / "data", counting)
+    engine.ingestor.ingest_paths([corpus])
+    before = dump(engine.store)
+    vectors_before = vectors(engine.store)
+
+    change_corpus(corpus)
+    (corpus / "zz_binary.txt").write_bytes(b"GIF89a\x00\x01\x00\x01binary")
+    counting.calls = 0
+    with pytest.raises(IngestError, match="binary"):
+        engine.ingestor.ingest_paths([corpus], prune=True)
+    assert counting.calls == 0
+    assert dump(engine.store) == before
+    assert_same_vectors(vectors(engine.store), vectors_before, exact=True)
+
+    fresh = make_engine(tmp_path / "fresh", counting)
+    with pytest.raises(IngestError):
+        fresh.ingestor.ingest_paths([corpus])
+    assert fresh.store.count() == 0 and fresh.ingestor.list_sources() == []
+
+
+def test_an_empty_file_is_skipped_and_not_indexed(tmp_path: Path, counting: CountingEmbedder) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "empty.txt").write_text("  \n", encoding="utf-8")
+    (docs / "full.txt").write_text("The lighthouse keeper logs every ship.", encoding="utf-8")
+    engine = make_engine(tmp_path / "data", counting)
+    report, warnings = engine.ingestor.ingest_paths([docs])
+    assert (report.added, report.chunks) == (1, 1)
+    assert len(warnings) == 1 and "empty.txt" in warnings[0]
+    assert engine.ingestor.list_sources() == [("full.txt", 1)]
+
+
+def test_on_change_runs_after_every_write(tmp_path: Path, corpus: Path, counting: CountingEmbedder) -> None:
+    engine = make_engine(tmp_path / "data", counting)
+    generation: Callable[[], int] = lambda: engine.lexical.generation  # noqa: E731
+    start = generation()
+    engine.ingestor.ingest_paths([corpus / SEED_NAMES[4]])
+    assert generation() == start + 1
+    engine.ingestor.ingest_paths([corpus / SEED_NAMES[4]])
+    assert generation() == start + 1  # nothing written, nothing to invalidate
+    engine.ingestor.remove(SEED_NAMES[4])
+    assert generation() == start + 2
