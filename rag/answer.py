@@ -31,6 +31,7 @@ SYSTEM_PROMPT = ("You answer questions from the evidence only. Reply with one sh
                  "uses the words of the evidence. Do not add anything that is not in the evidence.")
 _FILLER = re.compile(r"^\s*(?:the answer is|answer|according to the evidence|based on the evidence|"
                      r"the evidence (?:says|states|shows)(?: that)?)\s*[:,]?\s*", re.I)
+_SCALE = re.compile(r"(?:hundred|thousand|million|billion|trillion|percent|dozen)s?")
 _FOLLOWUP = re.compile(r"^\s*(?:and|also|what about|how about|so)\b|\b(?:they|them|their|theirs|it|its|those|"
                        r"these|he|she|his|her|this|that one|which of them)\b", re.I)
 
@@ -74,7 +75,7 @@ def key_terms(evidence: str, question: str) -> set[str]:
     keys: set[str] = set()
     ws = words(evidence)
     for i, w in enumerate(ws):
-        if (w[:1].isupper() and i > 0) or any(ch.isdigit() for ch in w):
+        if (w[:1].isupper() and i > 0) or any(ch.isdigit() for ch in w) or _SCALE.fullmatch(w.lower()):
             keys.update(t for t in tokens(w) if t not in q)
     return keys
 

@@ -80,7 +80,8 @@ class ChatSession:
             self.console.print("[dim]no sources yet[/dim]")
             return
         for c in self.last.citations:
-            self.console.print(f"[bold][{c.marker}][/bold] {c.source} [dim][{c.start}:{c.end}][/dim]")
+            self.console.print(f"[{c.marker}] {c.source} [{c.start}:{c.end}]", markup=False, highlight=False,
+                               style="bold")
             self.console.print(f"    {c.text}", highlight=False, markup=False)
 
     def answer(self, question: str) -> None:
@@ -101,4 +102,4 @@ class ChatSession:
         self.history.append(Turn(question, final.answer))
         if final.citations:
             sources = ", ".join(f"[{c.marker}] {c.source}" for c in final.citations)
-            self.console.print(f"[dim]sources: {sources}[/dim]", highlight=False)
+            self.console.print(f"sources: {sources}", markup=False, highlight=False, style="dim")

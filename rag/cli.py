@@ -34,7 +34,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Local question answering over your documents, with cited answers.")
 out = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Index folder [env RAG_DATA_DIR; default ./data].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
@@ -149,10 +149,10 @@ def _print_answer(answer: "Answer", streamed: str = "") -> None:
             out.print("\r\033[K", end="")  # replace a draft that failed verification
         out.print(answer.answer, highlight=False, markup=False)
     if answer.citations:
-        out.print("[dim]sources:[/dim]")
+        out.print("sources:", style="dim")
         for c in answer.citations:
             text = c.text if len(c.text) <= 240 else c.text[:239] + "…"
-            out.print(f"  [bold][{c.marker}][/bold] {c.source} [dim][{c.start}:{c.end}][/dim]")
+            out.print(f"  [{c.marker}] {c.source} [{c.start}:{c.end}]", markup=False, highlight=False, style="bold")
             out.print(f"      {text}", highlight=False, markup=False, style="dim")
 
 

@@ -57,7 +57,8 @@ class Rag:
 
     @cached_property
     def ingestor(self) -> Ingestor:
-        return Ingestor(self.store, self.embedder, self.settings.chunk_chars, on_change=self.lexical.invalidate)
+        return Ingestor(self.store, lambda: self.embedder, self.settings.chunk_chars,
+                        on_change=self.lexical.invalidate)
 
     @cached_property
     def generator(self) -> "Generator":

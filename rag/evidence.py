@@ -101,6 +101,22 @@ def is_heading(text: str) -> bool:
     return not closed and (len(ws) <= 8 or capital >= 0.5)
 
 
+_INJECTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b.{0,40}\b(?:instructions?|prompts?|rules|context|everything)\b|"
+    r"\b(?:system|assistant|developer)\s*(?:prompt)?\s*:|<\|?(?:im_start|system|assistant)|\[/?inst\]|"
+    r"\byou (?:are now|must now|will now|should now|must always)\b|\bfrom now on\b|"
+    r"\b(?:always|only)\s+(?:answer|reply|respond|say|output)\b|"
+    r"^\s*(?:answer|reply|respond|say|output|print)\b.{0,30}\b(?:with|only|instead)\b|"
+    r"\b(?:must|should) be (?:reported|answered|given) as\b|\bnew instructions?\b|"
+    r"\bdo not (?:cite|mention|follow)\b|\bjailbreak\b|\bpretend (?:to be|you are)\b",
+    re.I)
+
+
+def looks_like_injection(text: str) -> bool:
+    """Sentences that address the model instead of stating facts are never evidence."""
+    return bool(_INJECTION.search(text))
+
+
 def type_bonus(text: str, kind: str | None) -> float:
     """Prefer exact dates for date questions (a weekday is a weaker answer)."""
     if kind == "date" and _EXACT_DATE.search(text):
@@ -163,6 +179,8 @@ class EvidenceSelector:
         kind = answer_type(result.query)
         out = []
         for rec, d in zip(records, dense):
+            if looks_like_injection(rec.text):
+                continue
             cid, idx = str(rec.metadata.get("chunk_id")), int(rec.metadata.get("index", 0))
             s_tok = tok_cache[rec.id]
             window = set(s_tok)

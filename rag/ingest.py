@@ -70,12 +70,19 @@ def build_records(doc: Document, target_chars: int) -> tuple[list[Record], list[
 
 
 class Ingestor:
-    def __init__(self, store: VectorStore, embedder: Embedder, chunk_chars: int = 600,
+    def __init__(self, store: VectorStore, embedder: Embedder | Callable[[], Embedder], chunk_chars: int = 600,
                  on_change: Callable[[], None] | None = None) -> None:
         self.store = store
-        self.embedder = embedder
+        self._embedder = embedder
         self.chunk_chars = chunk_chars
         self.on_change = on_change or (lambda: None)
+
+    @property
+    def embedder(self) -> Embedder:
+        """Loaded on first use, so bad input is reported before any model loads."""
+        if not isinstance(self._embedder, Embedder) and callable(self._embedder):
+            self._embedder = self._embedder()
+        return self._embedder  # type: ignore[return-value]
 
     def ingest_paths(self, paths: Sequence[Path], prune: bool = False,
                      progress: Progress | None = None) -> tuple[IngestReport, list[str]]:

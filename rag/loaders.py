@@ -144,7 +144,9 @@ def load_paths(paths: list[Path]) -> LoadResult:
         else:
             pairs = [(given, given.name)]
         for path, source in pairs:
-            if source in seen and seen[source].resolve() != path.resolve():
+            if source in seen:
+                if seen[source].resolve() == path.resolve():
+                    continue  # the same file named twice
                 raise InputError(f"two files map to the same source name {source!r}: {seen[source]} and {path}")
             seen[source] = path
             text = read_file(path, source, result.warnings)

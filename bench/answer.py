@@ -1,0 +1,112 @@
+"""Answer latency benchmark: the full pipeline versus raw llama.cpp answering the
+same final prompt, side by side in the same run.
+
+Run: .venv/bin/python bench/answer.py [--repeats 3]
+
+For every dev question the pipeline runs end to end (retrieval, evidence
+selection, grammar-constrained generation, verification). Then, for the questions
+it answered with the model, a second llama.cpp instance (raw llama-cpp-python,
+same model, same threads, same grammar) answers the exact messages the pipeline
+sent. Reported: medians over repeats of p50 end-to-end and time to first token,
+and the ratio pipeline/raw (the pipeline's own overhead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rag.answer import build_messages  # noqa: E402
+from rag.engine import Rag  # noqa: E402
+from rag.generation import ANSWER_GRAMMAR  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+from rag.types import AnswerEvent, TokenEvent  # noqa: E402
+
+
+def raw_call(llm, grammar, messages, max_tokens: int) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    ttft = None
+    for chunk in llm.create_chat_completion(messages, temperature=0.0, max_tokens=max_tokens, stream=True,
+                                            grammar=grammar):
+        if ttft is None and chunk["choices"][0]["delta"].get("content"):
+            ttft = time.perf_counter() - t0
+    total = time.perf_counter() - t0
+    return (ttft or total) * 1000, total * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json-out", type=Path)
+    args = parser.parse_args()
+    from llama_cpp import Llama, LlamaGrammar
+
+    questions = [json.loads(line)["question"] for line in (ROOT / "eval" / "dev.jsonl").read_text().splitlines()]
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp))
+        engine = Rag(settings)
+        engine.ingestor.ingest_paths([ROOT / "seeds"])
+        engine.load()
+        raw = Llama(model_path=str(settings.model_path), n_ctx=settings.ctx, n_threads=settings.n_threads,
+                    n_gpu_layers=settings.n_gpu_layers, verbose=False)
+        grammar = LlamaGrammar.from_string(ANSWER_GRAMMAR, verbose=False)
+        prompts = {}
+        for q in questions:  # the exact messages the pipeline sends
+            _, decision, _ = engine.pipeline.decide(q, settings.top_k)
+            if decision.answerable:
+                prompts[q] = build_messages(q, decision.evidence)
+        engine.ask(questions[0])
+        raw_call(raw, grammar, prompts[next(iter(prompts))], settings.max_answer_tokens)  # warm both
+        runs = []
+        for _ in range(args.repeats):
+            pipe_total, pipe_ttft, pipe_total_llm, pipe_ttft_llm = [], [], [], []
+            for q in questions:
+                t0 = time.perf_counter()
+                first = None
+                for ev in engine.ask_stream(q):
+                    if first is None and isinstance(ev, TokenEvent):
+                        first = time.perf_counter()
+                    if isinstance(ev, AnswerEvent):
+                        pass
+                total = (time.perf_counter() - t0) * 1000
+                ttft = ((first or time.perf_counter()) - t0) * 1000
+                pipe_total.append(total)
+                pipe_ttft.append(ttft)
+                if q in prompts:
+                    pipe_total_llm.append(total)
+                    pipe_ttft_llm.append(ttft)
+            raw_total, raw_ttft = [], []
+            for q, msgs in prompts.items():
+                ttft, total = raw_call(raw, grammar, msgs, settings.max_answer_tokens)
+                raw_total.append(total)
+                raw_ttft.append(ttft)
+            runs.append({
+                "pipeline_p50_ms": statistics.median(pipe_total), "pipeline_ttft_p50_ms": statistics.median(pipe_ttft),
+                "pipeline_answered_p50_ms": statistics.median(pipe_total_llm),
+                "pipeline_answered_ttft_p50_ms": statistics.median(pipe_ttft_llm),
+                "raw_p50_ms": statistics.median(raw_total), "raw_ttft_p50_ms": statistics.median(raw_ttft),
+            })
+    result = {k: round(statistics.median(r[k] for r in runs), 1) for k in runs[0]}
+    result["overhead_ratio_total"] = round(result["pipeline_answered_p50_ms"] / result["raw_p50_ms"], 2)
+    result["overhead_ratio_ttft"] = round(result["pipeline_answered_ttft_p50_ms"] / result["raw_ttft_p50_ms"], 2)
+    result["questions"] = len(questions)
+    result["answered_with_model"] = len(prompts)
+    result["repeats"] = args.repeats
+    print(json.dumps(result, indent=2))
+    if args.json_out:
+        args.json_out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

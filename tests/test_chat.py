@@ -1,0 +1,65 @@
+"""``rag chat`` driven through a real pseudo-terminal (pexpect)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_chat_session_in_a_terminal(seeded_dir: Path) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_DATA_DIR": str(seeded_dir), "TERM": "xterm",
+           "COLUMNS": "200", "NO_COLOR": "1"}
+    child = pexpect.spawn(sys.executable, ["-m", "rag", "chat"], cwd=str(ROOT), env=env,
+                          encoding="utf-8", timeout=120, dimensions=(50, 200))
+    try:
+        child.expect_exact("you> ")
+        child.sendline("Which companies is Meta partnering with to bring Llama to government agencies?")
+        child.expect(r"\[1\]")
+        child.expect_exact("sources:")
+        child.expect_exact("you> ")
+
+        child.sendline("And which of them host it on their secure cloud?")
+        child.expect(r"(Azure|Amazon Web Services)")
+        child.expect_exact("you> ")
+
+        child.sendline("/sources")
+        child.expect(r"\[1\] \S+\.txt")
+        child.expect_exact("you> ")
+
+        child.sendline("When will Meta release Llama 5?")
+        child.expect_exact("do not contain an answer")
+        child.expect_exact("you> ")
+
+        child.sendline("/reset")
+        child.expect_exact("conversation reset")
+        child.expect_exact("you> ")
+        child.sendline("/sources")
+        child.expect_exact("no sources yet")
+        child.expect_exact("you> ")
+
+        child.sendline("/quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+
+
+@pytest.mark.slow
+def test_chat_ends_on_ctrl_d(seeded_dir: Path) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_DATA_DIR": str(seeded_dir), "NO_COLOR": "1"}
+    child = pexpect.spawn(sys.executable, ["-m", "rag", "chat"], cwd=str(ROOT), env=env,
+                          encoding="utf-8", timeout=120)
+    try:
+        child.expect_exact("you> ")
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
