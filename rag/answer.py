@@ -94,6 +94,17 @@ def verify_draft(draft: str, evidence: str, question: str) -> bool:
     return bool(got - set(tokens(question)))
 
 
+_FILLER_STARTS = ("the answer is", "answer", "according to the evidence", "based on the evidence",
+                  "the evidence says", "the evidence states", "the evidence shows")
+
+
+def _may_start_filler(text: str) -> bool:
+    """True while ``text`` could still grow into a filler prefix that must be cut
+    (so only a first word like "The" or "According" is held back)."""
+    ws = [w.strip(":,").lower() for w in text.split()]
+    return any(f.split()[: len(ws)] == ws and len(ws) < len(f.split()) for f in _FILLER_STARTS)
+
+
 def clean_draft(text: str) -> str:
     text = _FILLER.sub("", text.strip()).strip().strip('"“”')
     text = re.sub(r"\s+", " ", text)
@@ -202,7 +213,7 @@ class AnswerPipeline:
                     return
                 if held:
                     pending = "".join(streamed) + complete
-                    if len(pending.split()) < 4 and not _FILLER.match(pending):
+                    if _may_start_filler(pending):
                         streamed[:] = [pending]
                         continue
                     streamed.clear()

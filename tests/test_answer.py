@@ -250,3 +250,11 @@ def test_ordinary_sentences_are_evidence(text: str) -> None:
     from rag.evidence import looks_like_injection
 
     assert not looks_like_injection(text)
+
+
+def test_only_a_possible_filler_prefix_is_held_back() -> None:
+    from rag.answer import _may_start_filler
+
+    assert _may_start_filler("The ") and _may_start_filler("The answer ")
+    assert not _may_start_filler("The answer is: ")  # complete: it is cut, then streaming starts
+    assert not _may_start_filler("Meta ") and not _may_start_filler("The US ")
