@@ -11,7 +11,8 @@ from rich.console import Console
 
 from rag.answer import Turn
 from rag.errors import InputError, RagError
-from rag.types import Answer, AnswerEvent, TokenEvent
+from rag.render import print_sources, stream_answer
+from rag.types import Answer
 
 if TYPE_CHECKING:
     from rag.engine import Rag
@@ -79,25 +80,10 @@ class ChatSession:
         if not self.last or not self.last.citations:
             self.console.print("[dim]no sources yet[/dim]")
             return
-        for c in self.last.citations:
-            self.console.print(f"[{c.marker}] {c.source} [{c.start}:{c.end}]", markup=False, highlight=False,
-                               style="bold")
-            self.console.print(f"    {c.text}", highlight=False, markup=False)
+        print_sources(self.console, self.last.citations)
 
     def answer(self, question: str) -> None:
-        streamed = ""
-        final: Answer | None = None
-        for event in self.engine.ask_stream(question, history=self.history[-MAX_HISTORY:]):
-            if isinstance(event, TokenEvent):
-                streamed += event.text
-                self.console.print(event.text, end="", highlight=False, markup=False)
-            elif isinstance(event, AnswerEvent):
-                final = event.answer
-        assert final is not None
-        if streamed.strip() != final.answer.strip():
-            self.console.print("\r\033[K" + final.answer, highlight=False, markup=False)
-        else:
-            self.console.print()
+        final = stream_answer(self.console, self.engine.ask_stream(question, history=self.history[-MAX_HISTORY:]))
         self.last = final
         self.history.append(Turn(question, final.answer))
         if final.citations:

@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import click
 import typer
@@ -22,9 +22,6 @@ from rich.table import Table
 from rag.cli_eval import eval_command
 from rag.errors import RagError
 from rag.settings import Settings, get_settings
-
-if TYPE_CHECKING:
-    from rag.types import Answer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -140,22 +137,6 @@ def remove(
 app.command("eval")(eval_command)
 
 
-def _print_answer(answer: "Answer", streamed: str = "") -> None:
-    """Print the final answer (unless it was streamed as is) and its sources."""
-    if streamed and streamed.strip() == answer.answer.strip():
-        out.print()
-    else:
-        if streamed:
-            out.print("\r\033[K", end="")  # replace a draft that failed verification
-        out.print(answer.answer, highlight=False, markup=False)
-    if answer.citations:
-        out.print("sources:", style="dim")
-        for c in answer.citations:
-            text = c.text if len(c.text) <= 240 else c.text[:239] + "…"
-            out.print(f"  [{c.marker}] {c.source} [{c.start}:{c.end}]", markup=False, highlight=False, style="bold")
-            out.print(f"      {text}", highlight=False, markup=False, style="dim")
-
-
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
@@ -166,7 +147,7 @@ def ask(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question from the indexed documents, with cited sources."""
-    from rag.types import AnswerEvent, TokenEvent
+    from rag.render import print_sources, stream_answer
 
     settings = _settings(data_dir=data_dir, top_k=k, model_path=model, use_llm=False if no_llm else None)
     engine = _engine(settings)
@@ -174,13 +155,10 @@ def ask(
     if as_json:
         _print_json(engine.ask(question).to_dict())
         return
-    streamed = ""
-    for event in engine.ask_stream(question):
-        if isinstance(event, TokenEvent):
-            streamed += event.text
-            out.print(event.text, end="", highlight=False, markup=False)
-        elif isinstance(event, AnswerEvent):
-            _print_answer(event.answer, streamed)
+    answer = stream_answer(out, engine.ask_stream(question))
+    if answer.citations:
+        out.print("sources:", style="dim")
+        print_sources(out, answer.citations, max_chars=240)
 
 
 @app.command()
