@@ -29,8 +29,12 @@ log = logging.getLogger(__name__)
 ABSTAIN_TEXT = "The documents do not contain an answer to this question."
 SYSTEM_PROMPT = ("You answer questions from the evidence only. Reply with one short, complete sentence that "
                  "uses the words of the evidence. Do not add anything that is not in the evidence.")
-_FILLER = re.compile(r"^\s*(?:the answer is|answer|according to the evidence|based on the evidence|"
-                     r"the evidence (?:says|states|shows)(?: that)?)\s*[:,]?\s*", re.I)
+# Lead-ins the model likes to write; cut from a draft, longest first.
+_FILLER_STARTS = ("the answer is", "answer", "according to the evidence", "based on the evidence",
+                  "the evidence says that", "the evidence states that", "the evidence shows that",
+                  "the evidence says", "the evidence states", "the evidence shows")
+_FILLER = re.compile(r"^\s*(?:" + "|".join(re.escape(f).replace(r"\ ", r"\s+") for f in _FILLER_STARTS)
+                     + r")\s*[:,]?\s*", re.I)
 _SCALE = re.compile(r"(?:hundred|thousand|million|billion|trillion|percent|dozen)s?")
 _FOLLOWUP = re.compile(r"^\s*(?:and|also|what about|how about|so)\b|\b(?:they|them|their|theirs|it|its|those|"
                        r"these|he|she|his|her|this|that one|which of them)\b", re.I)
@@ -92,10 +96,6 @@ def verify_draft(draft: str, evidence: str, question: str) -> bool:
     if not key_terms(evidence, question) <= got:
         return False
     return bool(got - set(tokens(question)))
-
-
-_FILLER_STARTS = ("the answer is", "answer", "according to the evidence", "based on the evidence",
-                  "the evidence says", "the evidence states", "the evidence shows")
 
 
 def _may_start_filler(text: str) -> bool:

@@ -59,7 +59,6 @@ class VectorStore(Protocol):
     def delete_ids(self, chunk_ids: Sequence[str], sentence_ids: Sequence[str]) -> None: ...
     def snapshot(self, sources: Iterable[str]) -> Snapshot: ...
     def query_chunks(self, vector: np.ndarray, n: int) -> list[tuple[Record, float]]: ...
-    def query_sentences(self, vector: np.ndarray, n: int) -> list[tuple[Record, float]]: ...
     def all_chunks(self) -> list[Record]: ...
     def sentences_of(self, chunk_ids: Sequence[str]) -> tuple[list[Record], np.ndarray]: ...
 
@@ -102,35 +101,29 @@ class ChromaStore:
     def source_hashes(self) -> dict[str, tuple[str, int]]:
         """source -> (document hash, number of chunks)."""
         out: dict[str, tuple[str, int]] = {}
-        for meta in self._paged(self._chunks, include=["metadatas"], key="metadatas"):
-            src = str(meta["source"])
-            h, n = out.get(src, (str(meta["doc_hash"]), 0))
-            out[src] = (h, n + 1)
+        for page in self._pages(self._chunks, ["metadatas"]):
+            for meta in page["metadatas"]:
+                src = str(meta["source"])
+                h, n = out.get(src, (str(meta["doc_hash"]), 0))
+                out[src] = (h, n + 1)
         return out
 
-    def _paged(self, coll: Any, include: list[str], key: str, where: dict[str, Any] | None = None,
-               page: int = 5000) -> Iterable[Any]:
+    @staticmethod
+    def _pages(coll: Any, include: list[str], page: int = 5000) -> Iterable[dict[str, Any]]:
+        """``coll.get`` results, ``page`` records at a time."""
         offset = 0
         while True:
-            res = coll.get(include=include, where=where, limit=page, offset=offset)
-            items = res[key] if key != "ids" else res["ids"]
-            if not items:
-                return
-            yield from items
-            if len(items) < page:
+            res = coll.get(include=include, limit=page, offset=offset)
+            if res["ids"]:
+                yield res
+            if len(res["ids"]) < page:
                 return
             offset += page
 
     def all_chunks(self) -> list[Record]:
-        out: list[Record] = []
-        offset, page = 0, 5000
-        while True:
-            res = self._chunks.get(include=["documents", "metadatas"], limit=page, offset=offset)
-            out += [Record(i, d or "", dict(m or {})) for i, d, m in
-                    zip(res["ids"], res["documents"], res["metadatas"])]
-            if len(res["ids"]) < page:
-                return out
-            offset += page
+        return [Record(i, d or "", dict(m or {}))
+                for res in self._pages(self._chunks, ["documents", "metadatas"])
+                for i, d, m in zip(res["ids"], res["documents"], res["metadatas"])]
 
     def _query(self, coll: Any, vector: np.ndarray, n: int) -> list[tuple[Record, float]]:
         total = coll.count()
@@ -143,9 +136,6 @@ class ChromaStore:
 
     def query_chunks(self, vector: np.ndarray, n: int) -> list[tuple[Record, float]]:
         return self._query(self._chunks, vector, n)
-
-    def query_sentences(self, vector: np.ndarray, n: int) -> list[tuple[Record, float]]:
-        return self._query(self._sentences, vector, n)
 
     def sentences_of(self, chunk_ids: Sequence[str]) -> tuple[list[Record], np.ndarray]:
         if not chunk_ids:
