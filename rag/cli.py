@@ -174,6 +174,27 @@ def chat(
     ChatSession(_engine(settings), out).run()
 
 
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option("--host", help="Address to listen on [env RAG_HOST; default 127.0.0.1].")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", min=0, max=65535, help="Port [env RAG_PORT; default 8000].")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes (each loads the models).")] = 1,
+    model: ModelOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Run the HTTP API and the web page (uvicorn)."""
+    import uvicorn
+
+    settings = _settings(data_dir=data_dir, model_path=model, host=host, port=port)
+    # the app factory reads RAG_* in every worker: hand the flags on through the environment
+    for name, value in (("RAG_DATA_DIR", data_dir), ("RAG_MODEL_PATH", model)):
+        if value is not None:
+            os.environ[name] = str(Path(value).resolve())
+    err.print(f"serving on http://{settings.host}:{settings.port} (Ctrl-C to stop)", highlight=False)
+    uvicorn.run("server.app:app_from_env", factory=True, host=settings.host, port=settings.port,
+                workers=workers, log_level="info", timeout_graceful_shutdown=5)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         rv = app(args=argv, standalone_mode=False)

@@ -90,7 +90,8 @@ def eval_command(
     with contextlib.ExitStack() as stack:
         if url:
             settings = get_settings(top_k=k)
-            server = stack.enter_context(HttpBackend(url, api_key=settings.api_key))
+            key = settings.api_key.get_secret_value() if settings.api_key else None
+            server = stack.enter_context(HttpBackend(url, api_key=key))
             ask, search, top_k = server.ask, server.search, settings.top_k
         else:
             ask, search, top_k = _in_process(k, data_dir, model)

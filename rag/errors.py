@@ -7,12 +7,15 @@
      |    +-- EmptyQuestionError
      |    +-- InvalidSourceError  a document name that is a path, or otherwise unsafe
      |    +-- DatasetError        a malformed evaluation dataset
+     |    +-- PayloadTooLargeError a request body or question over its limit (HTTP 413)
      +-- NotFoundError            a document/source that does not exist (exit 1, HTTP 404)
      +-- IngestError              reading or ingesting documents failed (exit 1, HTTP 400)
      +-- ModelError               a model file is missing or cannot be loaded (exit 1, HTTP 503)
      +-- IndexEmptyError          nothing has been ingested yet (exit 1, HTTP 409)
      +-- BackendError             a remote service (Chroma server, LLM server) failed (exit 1, HTTP 502)
      +-- BusyError                the generator queue is full (HTTP 503 with Retry-After)
+     +-- RequestTimeoutError      a request ran past its time limit (HTTP 504)
+     +-- AuthError                missing or wrong API key (HTTP 401)
 
 The CLI maps these once (``rag.cli``), the HTTP app once (``server.errors``);
 nothing else inspects messages.
@@ -51,6 +54,11 @@ class DatasetError(InputError):
     kind = "invalid_dataset"
 
 
+class PayloadTooLargeError(InputError):
+    http_status = 413
+    kind = "payload_too_large"
+
+
 class NotFoundError(RagError):
     http_status = 404
     kind = "not_found"
@@ -83,3 +91,13 @@ class BusyError(RagError):
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class RequestTimeoutError(RagError):
+    http_status = 504
+    kind = "timeout"
+
+
+class AuthError(RagError):
+    http_status = 401
+    kind = "unauthorized"

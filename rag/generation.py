@@ -24,6 +24,7 @@ rest ::= [^\[\]\n\r<>{}|]*
 
 class Generator(Protocol):
     name: str
+    tokens_generated: int  # running total, for metrics
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int,
                grammar: str | None = None) -> Iterator[str]:
@@ -55,6 +56,7 @@ class LlamaCppGenerator:
         self.name = path.name
         self.n_ctx = n_ctx
         self.lock = threading.Lock()
+        self.tokens_generated = 0
 
     def _grammar(self, text: str | None) -> object | None:
         if not text:
@@ -74,6 +76,7 @@ class LlamaCppGenerator:
             for chunk in chunks:
                 piece = chunk["choices"][0]["delta"].get("content")  # type: ignore[index]
                 if piece:
+                    self.tokens_generated += 1
                     yield piece
 
 
@@ -89,6 +92,7 @@ class OpenAIServerGenerator:
         self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
         self.name = model
         self._model = model
+        self.tokens_generated = 0
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int,
                grammar: str | None = None) -> Iterator[str]:
@@ -113,6 +117,7 @@ class OpenAIServerGenerator:
                         return
                     piece = json.loads(data)["choices"][0].get("delta", {}).get("content")
                     if piece:
+                        self.tokens_generated += 1
                         yield piece
         except httpx.HTTPError as exc:
             raise BackendError(f"cannot reach the LLM server: {exc}") from exc

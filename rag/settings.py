@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,7 +41,15 @@ class Settings(BaseSettings):
                                     description="Longer questions are truncated to this (with a warning).")
     chunk_chars: int = Field(600, ge=100, le=4000, description="Target chunk size in characters.")
     use_llm: bool = Field(True, description="Let the LLM phrase answers (else purely extractive).")
-    api_key: str | None = Field(None, description="When set, the HTTP API needs 'Authorization: Bearer <key>'.")
+    api_key: SecretStr | None = Field(None, description="When set, the HTTP API needs 'Authorization: Bearer <key>'.")
+    host: str = Field("127.0.0.1", description="Address 'rag serve' listens on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port 'rag serve' listens on.")
+    max_queue: int = Field(16, ge=0, le=10_000,
+                           description="Answer requests allowed to wait for the model; more get 503 + Retry-After.")
+    request_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds an answer request may take, queue included.")
+    max_question_bytes: int = Field(8192, ge=64, le=1_000_000, description="Longer questions get HTTP 413.")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest JSON request body (HTTP 413 above).")
+    max_upload_bytes: int = Field(10_000_000, ge=1024, description="Largest document upload (HTTP 413 above).")
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -66,3 +66,26 @@ def corpus(tmp_path: Path) -> Path:
     dst = tmp_path / "corpus"
     shutil.copytree(SEEDS, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def api_url(seeded_engine) -> Iterator[str]:
+    """A real HTTP server over the seeds (read-only use), for the whole session."""
+    from server.app import create_app
+    from tests.serving import LiveServer
+
+    with LiveServer(create_app(seeded_engine.settings, engine=seeded_engine)) as server:
+        yield server.url
+
+
+@pytest.fixture
+def fresh_api(tmp_path: Path, embedder) -> Iterator[str]:
+    """A real HTTP server over an empty index in a temporary folder."""
+    from rag.engine import Rag
+    from rag.settings import Settings
+    from server.app import create_app
+    from tests.serving import LiveServer
+
+    settings = Settings(data_dir=tmp_path / "data")
+    with LiveServer(create_app(settings, engine=Rag(settings, embedder=embedder))) as server:
+        yield server.url

@@ -39,7 +39,8 @@ def test_rag_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp
     assert s.use_llm is False
     assert s.collection == "docs_v2"
     assert s.model_path == tmp_path / "m.gguf"
-    assert s.api_key == "s3cret"
+    assert s.api_key is not None and s.api_key.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(s)
 
 
 def test_environment_variable_names_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:

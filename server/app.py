@@ -1,0 +1,71 @@
+"""The FastAPI application factory. Models load once, in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from rag.engine import Rag
+from rag.settings import Settings, get_settings
+from server import errors
+from server.gate import Gate
+from server.metrics import Metrics
+from server.middleware import AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
+from server.routes import ask, documents, health, openai_compat, search, web
+from server.schemas import ErrorOut
+from server.service import Service
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(settings: Settings | None = None, engine: Rag | None = None) -> FastAPI:
+    """Build the app. ``engine`` lets a caller share already-loaded parts (tests)."""
+    settings = settings or get_settings()
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    gate = Gate(concurrency=1, max_queue=settings.max_queue)
+    holder: dict[str, Service] = {}
+    metrics = Metrics(queue_depth=lambda: gate.waiting,
+                      tokens=lambda: holder["svc"].tokens_generated() if "svc" in holder else 0)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rag = engine or Rag(settings)
+        svc = Service(rag, settings, gate, metrics)
+        holder["svc"] = app.state.svc = svc
+        log.info("loading models")
+        await run_in_threadpool(rag.load)
+        svc.ready = True
+        log.info("ready: %s", rag.model_name)
+        try:
+            yield
+        finally:
+            svc.ready = False
+            gate.shutdown()
+
+    app = FastAPI(title="rag", version="0.1.0", lifespan=lifespan,
+                  summary="Local question answering over your documents, with cited answers.",
+                  responses={
+                      "4XX": {"model": ErrorOut, "description": "Client error"},
+                      "5XX": {"model": ErrorOut, "description": "Server error"},
+                  })
+    errors.install(app)
+    for module in (ask, openai_compat, search, documents, health, web):
+        app.include_router(module.router)
+    web.mount_static(app, STATIC)
+    # outermost first: metrics see every response, auth runs before body reading
+    app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
+    app.add_middleware(AuthMiddleware, api_key=settings.api_key.get_secret_value() if settings.api_key else None)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn (``rag serve``): settings come from ``RAG_*`` variables."""
+    return create_app(get_settings())

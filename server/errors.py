@@ -1,0 +1,68 @@
+"""The one place where errors become HTTP responses: ``{"error": {"type", "message"}}``."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from rag.errors import BusyError, RagError
+
+log = logging.getLogger(__name__)
+
+_HTTP_KINDS = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+               413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error"}
+
+
+def error_response(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status, headers=headers)
+
+
+def rag_error_response(exc: RagError) -> JSONResponse:
+    headers = None
+    if isinstance(exc, BusyError):
+        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+    elif exc.http_status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    return error_response(exc.http_status, exc.kind, exc.message, headers)
+
+
+def _field(loc: tuple[object, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:] or parts
+    return ".".join(parts)
+
+
+def validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return 400, "invalid_json", "the request body is not valid JSON"
+    parts = [f"{_field(tuple(e.get('loc', ())))}: {e.get('msg', 'invalid')}" for e in errors[:5]]
+    return 422, "validation_error", "; ".join(parts) or "invalid request"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RagError)
+    async def _rag(_: Request, exc: RagError) -> JSONResponse:
+        if exc.http_status >= 500:
+            log.warning("%s: %s", exc.kind, exc.message)
+        return rag_error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        status, kind, message = validation_message(exc)
+        return error_response(status, kind, message)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        return error_response(exc.status_code, _HTTP_KINDS.get(exc.status_code, "http_error"), str(exc.detail),
+                              getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return error_response(500, "internal_error", "internal server error (see the server log)")

@@ -1,0 +1,68 @@
+"""What the routes share: the engine, the generation gate, metrics, and the
+write lock. Routes stay thin; everything that blocks runs in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from starlette.concurrency import run_in_threadpool
+
+from rag.answer import Turn
+from rag.engine import Rag
+from rag.errors import EmptyQuestionError, PayloadTooLargeError
+from rag.settings import Settings
+from rag.types import AnswerEvent, StreamEvent
+from server.gate import Gate
+from server.metrics import Metrics
+
+
+@dataclass
+class Service:
+    rag: Rag
+    settings: Settings
+    gate: Gate
+    metrics: Metrics
+    ready: bool = False
+    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def check_question(self, question: str) -> str:
+        if len(question.encode("utf-8", "surrogatepass")) > self.settings.max_question_bytes:
+            raise PayloadTooLargeError(f"the question is longer than {self.settings.max_question_bytes} bytes")
+        if not question.strip():
+            raise EmptyQuestionError("the question is empty")
+        return question
+
+    async def answer_events(self, question: str, top_k: int | None,
+                            history: Sequence[Turn] = ()) -> AsyncIterator[StreamEvent]:
+        """The pipeline's events, produced in a worker thread behind the gate."""
+        deadline = time.monotonic() + self.settings.request_timeout
+        events = self.gate.stream(lambda: self.rag.ask_stream(question, top_k, history), deadline)
+        try:
+            async for event in events:
+                if isinstance(event, AnswerEvent):
+                    a = event.answer
+                    self.metrics.ttft.observe(a.timings.ttft_ms / 1000)
+                    self.metrics.answers.labels("abstained" if a.abstained else "answered").inc()
+                yield event
+        finally:
+            await events.aclose()
+
+    async def answer(self, question: str, top_k: int | None, history: Sequence[Turn] = ()) -> AnswerEvent:
+        final: AnswerEvent | None = None
+        async for event in self.answer_events(question, top_k, history):
+            if isinstance(event, AnswerEvent):
+                final = event
+        assert final is not None, "the pipeline always ends with an AnswerEvent"
+        return final
+
+    async def write(self, fn, *args):  # noqa: ANN001, ANN201 - any blocking index write
+        """Index writes one at a time (reads go on meanwhile)."""
+        async with self.write_lock:
+            return await run_in_threadpool(fn, *args)
+
+    def tokens_generated(self) -> int:
+        gen = self.rag.__dict__.get("generator")  # only once loaded
+        return int(getattr(gen, "tokens_generated", 0))

@@ -1,0 +1,77 @@
+"""Document management over HTTP: upload (JSON and multipart), list, delete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import SEEDS
+
+DOC = "The Zebra Protocol was signed in Oslo in 1999 by eleven delegations. It regulates migratory birds."
+
+
+def test_json_upload_is_idempotent_and_answerable(fresh_api: str) -> None:
+    r = httpx.post(f"{fresh_api}/v1/documents", json={"source": "notes/zebra.txt", "text": DOC}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "added" and r.json()["chunks"] >= 1
+    again = httpx.post(f"{fresh_api}/v1/documents", json={"source": "notes/zebra.txt", "text": DOC}, timeout=60)
+    assert again.json()["status"] == "unchanged" and again.json()["total_chunks"] == r.json()["total_chunks"]
+    changed = httpx.post(f"{fresh_api}/v1/documents", json={"source": "notes/zebra.txt", "text": DOC + " More."})
+    assert changed.json()["status"] == "updated"
+    docs = httpx.get(f"{fresh_api}/v1/documents").json()["documents"]
+    assert [d["source"] for d in docs] == ["notes/zebra.txt"]
+    answer = httpx.post(f"{fresh_api}/v1/ask", json={"question": "Where was the Zebra Protocol signed?"},
+                        timeout=60).json()
+    assert "Oslo" in answer["answer"] and answer["citations"][0]["source"] == "notes/zebra.txt"
+
+
+def test_multipart_upload_uses_the_file_name(fresh_api: str) -> None:
+    seed = sorted(SEEDS.iterdir())[0]
+    with seed.open("rb") as fh:
+        r = httpx.post(f"{fresh_api}/v1/documents", files={"file": (seed.name, fh, "text/plain")}, timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.json()["source"] == seed.name and r.json()["chunks"] > 1
+    html = b"<html><body><h1>Title</h1><p>The harbour opened in 1887.</p><script>x=1</script></body></html>"
+    r = httpx.post(f"{fresh_api}/v1/documents", files={"file": ("page.html", html, "text/html")},
+                   data={"source": "site/page.html"}, timeout=60)
+    assert r.json()["source"] == "site/page.html"
+    hits = httpx.get(f"{fresh_api}/v1/search", params={"q": "harbour opened"}).json()["results"]
+    assert hits[0]["source"] == "site/page.html" and "x=1" not in hits[0]["text"]
+
+
+def test_delete_removes_every_chunk(fresh_api: str) -> None:
+    httpx.post(f"{fresh_api}/v1/documents", json={"source": "a/b.txt", "text": DOC}, timeout=60)
+    r = httpx.delete(f"{fresh_api}/v1/documents/a/b.txt")
+    assert r.status_code == 200 and r.json() == {"removed": "a/b.txt", "chunks": 1}
+    assert httpx.get(f"{fresh_api}/v1/documents").json()["documents"] == []
+    missing = httpx.delete(f"{fresh_api}/v1/documents/a/b.txt")
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found"
+
+
+@pytest.mark.parametrize("source", ["../etc/passwd", "/etc/passwd", "a/../../b", "a\\b", "C:/x", "..", "a//b"])
+def test_sources_that_look_like_paths_are_rejected(fresh_api: str, source: str, tmp_path: Path) -> None:
+    r = httpx.post(f"{fresh_api}/v1/documents", json={"source": source, "text": DOC}, timeout=30)
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_source"
+    assert httpx.get(f"{fresh_api}/v1/documents").json()["documents"] == []
+
+
+@pytest.mark.parametrize("raw_path", ["/v1/documents/..%2Fsecret", "/v1/documents/%2Fetc%2Fpasswd",
+                                      "/v1/documents/a%5Cb"])
+def test_delete_with_encoded_traversal_is_rejected(fresh_api: str, raw_path: str) -> None:
+    r = httpx.request("DELETE", httpx.URL(fresh_api + raw_path))
+    assert r.status_code in (400, 404) and r.json()["error"]["type"] in ("invalid_source", "not_found")
+
+
+def test_upload_errors(fresh_api: str) -> None:
+    r = httpx.post(f"{fresh_api}/v1/documents", content=b"hello", headers={"content-type": "text/plain"})
+    assert r.status_code == 415
+    r = httpx.post(f"{fresh_api}/v1/documents", json={"source": "x.txt"})
+    assert r.status_code == 422 and "text" in r.json()["error"]["message"]
+    r = httpx.post(f"{fresh_api}/v1/documents", data={"source": "x.txt"}, files={"other": ("a", b"b")})
+    assert r.status_code == 422 and "file" in r.json()["error"]["message"]
+    r = httpx.post(f"{fresh_api}/v1/documents", json={"source": "empty.txt", "text": "   "})
+    assert r.status_code == 400
+    r = httpx.post(f"{fresh_api}/v1/documents", files={"file": ("big.txt", b"a " * 6_000_000)})
+    assert r.status_code == 413
