@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import click
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -178,7 +179,9 @@ def chat(
 def serve(
     host: Annotated[Optional[str], typer.Option("--host", help="Address to listen on [env RAG_HOST; default 127.0.0.1].")] = None,
     port: Annotated[Optional[int], typer.Option("--port", min=0, max=65535, help="Port [env RAG_PORT; default 8000].")] = None,
-    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes (each loads the models).")] = 1,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help=(
+        "Worker processes, each with its own embedder (and LLM unless RAG_LLM_URL is set); "
+        "more than 1 needs a Chroma server (RAG_CHROMA_URL)."))] = 1,
     model: ModelOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -190,6 +193,10 @@ def serve(
     for name, value in (("RAG_DATA_DIR", data_dir), ("RAG_MODEL_PATH", model)):
         if value is not None:
             os.environ[name] = str(Path(value).resolve())
+    if workers > 1 and not settings.chroma_url:
+        raise typer.BadParameter("several workers cannot share the embedded index: start a Chroma server "
+                                 "and set RAG_CHROMA_URL (see docs/deployment.md)", param_hint="--workers")
+    _engine(settings).check_backends()  # one clear line if a server is unreachable, before any worker starts
     err.print(f"serving on http://{settings.host}:{settings.port} (Ctrl-C to stop)", highlight=False)
     uvicorn.run("server.app:app_from_env", factory=True, host=settings.host, port=settings.port,
                 workers=workers, log_level="info", timeout_graceful_shutdown=5)
@@ -213,6 +220,11 @@ def main(argv: list[str] | None = None) -> None:
     except RagError as exc:
         err.print(f"error: {exc.message}", highlight=False, markup=False)
         raise SystemExit(exc.exit_code) from None
+    except ValidationError as exc:  # a bad RAG_* variable
+        for e in exc.errors():
+            name = "RAG_" + "_".join(str(p) for p in e["loc"]).upper()
+            err.print(f"error: {name}: {e['msg']}", highlight=False, markup=False)
+        raise SystemExit(2) from None
     except KeyboardInterrupt:
         err.print("interrupted")
         raise SystemExit(130) from None

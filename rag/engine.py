@@ -66,14 +66,18 @@ class Rag:
 
         with self._lock:
             if self.settings.llm_url:
-                return OpenAIServerGenerator(self.settings.llm_url)
+                log.info("using the LLM server at %s", self.settings.llm_url)
+                return OpenAIServerGenerator(self.settings.llm_url, self.settings.llm_model,
+                                             timeout=self.settings.request_timeout)
             log.info("loading %s", self.settings.model_path)
             return LlamaCppGenerator(self.settings.model_path, n_ctx=self.settings.ctx,
                                      n_threads=self.settings.n_threads, n_gpu_layers=self.settings.n_gpu_layers)
 
     @property
     def model_name(self) -> str:
-        return self.settings.llm_url or Path(self.settings.model_path).name
+        if self.settings.llm_url:  # the name the LLM server goes by (asked once)
+            return self.generator.name if self.settings.use_llm else self.settings.llm_url
+        return Path(self.settings.model_path).name
 
     @cached_property
     def pipeline(self) -> "AnswerPipeline":
@@ -84,6 +88,14 @@ class Rag:
         return AnswerPipeline(self.retriever, EvidenceSelector(self.store), gen, self.model_name,
                               max_tokens=self.settings.max_answer_tokens,
                               max_question_chars=self.settings.max_question_chars)
+
+    def check_backends(self) -> None:
+        """Connect to the configured Chroma and LLM servers now, so that an
+        unreachable one is one clear ``BackendError`` before any model loads."""
+        if self.settings.chroma_url:
+            _ = self.store
+        if self.settings.llm_url and self.settings.use_llm:
+            _ = self.generator
 
     def load(self) -> None:
         """Load every model now (the server calls this in its lifespan)."""

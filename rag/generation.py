@@ -84,20 +84,39 @@ class OpenAIServerGenerator:
     """Any OpenAI-compatible ``/v1/chat/completions`` server (llama.cpp's
     ``llama-server``, ``python -m llama_cpp.server``, vLLM). The grammar is passed
     through as ``grammar`` (llama.cpp servers honour it; others ignore it); the
-    pipeline verifies citations on our side whatever comes back."""
+    pipeline verifies citations on our side whatever comes back. Thread-safe: with
+    a server that has parallel slots, several answers may stream at once."""
 
-    def __init__(self, base_url: str, model: str = "default", timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str, model: str | None = None, timeout: float = 60.0,
+                 transport: object | None = None) -> None:
+        """``model``: the name to send (default: the first the server lists);
+        ``transport``: an ``httpx.BaseTransport`` to use instead of the network (tests)."""
         import httpx
 
-        self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
-        self.name = model
-        self._model = model
+        self.base_url = base_url.rstrip("/")
+        self._client = httpx.Client(base_url=self.base_url, timeout=timeout,
+                                    transport=transport)  # type: ignore[arg-type]
+        self._model = model or self._first_model()
+        self.name = self._model
         self.tokens_generated = 0
+
+    def _first_model(self) -> str:
+        """The first model the server lists (vLLM insists on its name; llama.cpp servers take any)."""
+        import httpx
+
+        try:
+            resp = self._client.get("/models")
+        except httpx.HTTPError as exc:
+            raise BackendError(f"cannot reach the LLM server at {self.base_url}: {exc or type(exc).__name__}") from exc
+        try:
+            return str(resp.json()["data"][0]["id"])
+        except (ValueError, KeyError, IndexError, TypeError):
+            log.warning("the LLM server at %s lists no models (%s); sending model 'default'",
+                        self.base_url, resp.status_code)
+            return "default"
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int,
                grammar: str | None = None) -> Iterator[str]:
-        import json
-
         import httpx
 
         body: dict[str, object] = {"model": self._model, "messages": messages, "temperature": 0.0,
@@ -108,16 +127,35 @@ class OpenAIServerGenerator:
             with self._client.stream("POST", "/chat/completions", json=body) as resp:
                 if resp.status_code >= 400:
                     resp.read()
-                    raise BackendError(f"LLM server answered {resp.status_code}: {resp.text[:200]}")
+                    raise BackendError(f"the LLM server answered {resp.status_code}: {resp.text[:200]}")
                 for line in resp.iter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
+                    piece = self._piece(line)
+                    if piece is None:
                         return
-                    piece = json.loads(data)["choices"][0].get("delta", {}).get("content")
                     if piece:
                         self.tokens_generated += 1
                         yield piece
         except httpx.HTTPError as exc:
-            raise BackendError(f"cannot reach the LLM server: {exc}") from exc
+            raise BackendError(f"cannot reach the LLM server at {self.base_url}: {exc or type(exc).__name__}") from exc
+
+    @staticmethod
+    def _piece(line: str) -> str | None:
+        """The text in one Server-Sent Events line of a chat completion stream: ""
+        for lines without text, ``None`` at the end of the stream."""
+        import json
+
+        if not line.startswith("data:"):
+            return ""
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return None
+        try:
+            obj = json.loads(data)
+        except ValueError as exc:
+            raise BackendError(f"the LLM server sent something other than JSON: {data[:200]}") from exc
+        if not isinstance(obj, dict) or "error" in obj:
+            detail = obj.get("error") if isinstance(obj, dict) else obj
+            raise BackendError(f"the LLM server failed: {str(detail)[:200]}")
+        choices = obj.get("choices") or [{}]
+        content = (choices[0].get("delta") or {}).get("content")
+        return content if isinstance(content, str) else ""

@@ -1,9 +1,10 @@
 """The lexical side of hybrid retrieval: BM25 (bm25s) over chunk texts.
 
 Where it lives: nowhere on disk. It is rebuilt from the vector store's own
-contents (the store is the single source of truth) whenever the store changes,
-so every process and every restarted worker that reads the same store sees the
-same lexical index."""
+contents (the store is the single source of truth) whenever the store's version
+token changes. The token is stored in the store itself and rewritten by every
+write, whichever process made it, so every API worker sharing one Chroma server,
+and every restarted worker, sees the same lexical index as the dense one."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import math
 import threading
 from collections import Counter
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -56,13 +58,20 @@ class LexicalIndex:
         return [(self.records[i], float(scores[i])) for i in top if scores[i] > 0]
 
 
+class ChunkSource(Protocol):
+    """The part of a ``VectorStore`` the cache needs."""
+
+    def version(self) -> str: ...
+    def all_chunks(self) -> list[Record]: ...
+
+
 class LexicalCache:
-    """Holds the current ``LexicalIndex``; rebuilds it when the store's size or
-    write generation changes."""
+    """Holds the current ``LexicalIndex``; rebuilds it when the store's version
+    token (any process's writes) or this process's write generation changes."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._key: tuple[int, int] | None = None
+        self._key: tuple[str, int] | None = None
         self._index: LexicalIndex | None = None
         self.generation = 0
 
@@ -70,11 +79,13 @@ class LexicalCache:
         with self._lock:
             self.generation += 1
 
-    def get(self, store: "object") -> LexicalIndex:
-        count = store.count()  # type: ignore[attr-defined]
+    def get(self, store: ChunkSource) -> LexicalIndex:
+        # the token is read before the chunks: a write that lands in between only
+        # causes one more rebuild on the next query, never a stale index
+        version = store.version()
         with self._lock:
-            key = (count, self.generation)
+            key = (version, self.generation)
             if self._index is None or key != self._key:
-                self._index = LexicalIndex(store.all_chunks())  # type: ignore[attr-defined]
+                self._index = LexicalIndex(store.all_chunks())
                 self._key = key
             return self._index

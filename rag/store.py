@@ -1,15 +1,24 @@
 """The vector store: Chroma, embedded (``PersistentClient``) or a server
-(``HttpClient`` when ``RAG_CHROMA_URL`` is set). Two collections: ``<name>_chunks``
-(retrieval units) and ``<name>_sentences`` (evidence units, each pointing at its
-chunk). We always pass our own vectors; Chroma never embeds anything itself."""
+(``HttpClient`` when ``RAG_CHROMA_URL`` is set). Three collections: ``<name>_chunks``
+(retrieval units), ``<name>_sentences`` (evidence units, each pointing at its
+chunk) and ``<name>_meta`` (one record: the store's version token). We always pass
+our own vectors; Chroma never embeds anything itself.
+
+The version token is a fresh random string written after every write, by whichever
+process wrote. Caches derived from the store (the BM25 index) key on it, so every
+process that shares a Chroma server, and every restarted one, notices every change,
+also one that keeps the number of chunks equal."""
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlparse
 
 import numpy as np
@@ -17,6 +26,9 @@ import numpy as np
 from rag.errors import BackendError
 
 log = logging.getLogger(__name__)
+
+VERSION_ID = "version"
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,16 @@ class Record:
 
 
 @dataclass(frozen=True)
+class SourceState:
+    """What the index holds for one source: the document hashes its records carry
+    (one, unless a write was interrupted), and its chunk and sentence counts."""
+
+    hashes: frozenset[str]
+    chunks: int
+    sentences: int
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything stored for some sources: enough to restore them exactly."""
 
@@ -52,7 +74,8 @@ class Snapshot:
 
 class VectorStore(Protocol):
     def count(self) -> int: ...
-    def source_hashes(self) -> dict[str, tuple[str, int]]: ...
+    def version(self) -> str: ...
+    def source_state(self) -> dict[str, SourceState]: ...
     def add(self, chunks: Sequence[Record], chunk_vectors: np.ndarray,
             sentences: Sequence[Record], sentence_vectors: np.ndarray) -> None: ...
     def delete_sources(self, sources: Iterable[str]) -> None: ...
@@ -79,10 +102,26 @@ def _client(data_dir: Path, url: str | None) -> Any:
     return chromadb.PersistentClient(path=str(data_dir / "chroma"), settings=chroma_settings)
 
 
+def _remote(method: F) -> F:
+    """Turn a lost connection to a Chroma server into a one-line ``BackendError``."""
+
+    @functools.wraps(method)
+    def wrapper(self: "ChromaStore", *args: Any, **kwargs: Any) -> Any:
+        import httpx
+
+        try:
+            return method(self, *args, **kwargs)
+        except (httpx.TransportError, ConnectionError) as exc:
+            raise BackendError(f"lost the Chroma server at {self.url}: {exc or type(exc).__name__}") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
 class ChromaStore:
     """A ``VectorStore`` on Chroma."""
 
     def __init__(self, data_dir: Path, name: str = "rag", url: str | None = None) -> None:
+        self.url = url
         self._client = _client(data_dir, url)
         meta = {"hnsw:space": "cosine"}
         try:
@@ -90,23 +129,34 @@ class ChromaStore:
                                                                  embedding_function=None)
             self._sentences = self._client.get_or_create_collection(f"{name}_sentences", metadata=meta,
                                                                     embedding_function=None)
+            self._meta = self._client.get_or_create_collection(f"{name}_meta", embedding_function=None)
+            self._batch = max(1, min(int(self._client.get_max_batch_size()), 4000))
         except Exception as exc:
             raise BackendError(f"cannot open the Chroma collections: {exc}") from exc
-        self._batch = max(1, min(int(self._client.get_max_batch_size()), 4000))
 
     # --- reading -------------------------------------------------------------
+    @_remote
     def count(self) -> int:
         return int(self._chunks.count())
 
-    def source_hashes(self) -> dict[str, tuple[str, int]]:
-        """source -> (document hash, number of chunks)."""
-        out: dict[str, tuple[str, int]] = {}
-        for page in self._pages(self._chunks, ["metadatas"]):
-            for meta in page["metadatas"]:
-                src = str(meta["source"])
-                h, n = out.get(src, (str(meta["doc_hash"]), 0))
-                out[src] = (h, n + 1)
-        return out
+    @_remote
+    def version(self) -> str:
+        """The version token: changes with every write, in any process ("" before the first)."""
+        docs = self._meta.get(ids=[VERSION_ID], include=["documents"])["documents"]
+        return str(docs[0]) if docs else ""
+
+    @_remote
+    def source_state(self) -> dict[str, SourceState]:
+        """Every source found in either collection (orphans of an interrupted write included)."""
+        hashes: dict[str, set[str]] = {}
+        counts: dict[str, list[int]] = {}
+        for slot, coll in enumerate((self._chunks, self._sentences)):
+            for page in self._pages(coll, ["metadatas"]):
+                for meta in page["metadatas"]:
+                    src = str(meta["source"])
+                    hashes.setdefault(src, set()).add(str(meta["doc_hash"]))
+                    counts.setdefault(src, [0, 0])[slot] += 1
+        return {s: SourceState(frozenset(hashes[s]), *counts[s]) for s in counts}
 
     @staticmethod
     def _pages(coll: Any, include: list[str], page: int = 5000) -> Iterable[dict[str, Any]]:
@@ -120,6 +170,7 @@ class ChromaStore:
                 return
             offset += page
 
+    @_remote
     def all_chunks(self) -> list[Record]:
         return [Record(i, d or "", dict(m or {}))
                 for res in self._pages(self._chunks, ["documents", "metadatas"])
@@ -134,9 +185,11 @@ class ChromaStore:
         return [(Record(i, d or "", dict(m or {})), 1.0 - float(dist)) for i, d, m, dist in
                 zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])]
 
+    @_remote
     def query_chunks(self, vector: np.ndarray, n: int) -> list[tuple[Record, float]]:
         return self._query(self._chunks, vector, n)
 
+    @_remote
     def sentences_of(self, chunk_ids: Sequence[str]) -> tuple[list[Record], np.ndarray]:
         if not chunk_ids:
             return [], np.zeros((0, 0), dtype=np.float32)
@@ -147,6 +200,7 @@ class ChromaStore:
         vectors = np.asarray(res["embeddings"], dtype=np.float32) if records else np.zeros((0, 0), np.float32)
         return records, vectors
 
+    @_remote
     def snapshot(self, sources: Iterable[str]) -> Snapshot:
         srcs = list(sources)
         if not srcs:
@@ -170,19 +224,45 @@ class ChromaStore:
                         metadatas=[r.metadata for r in part],
                         embeddings=vectors[i:i + self._batch].tolist())
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Write a new version token after the writes inside (after the data, so a
+        reader that sees the new token also sees the data). A failed write bumps it
+        too: it may have changed something."""
+        try:
+            yield
+        except BaseException:
+            try:
+                self._bump()
+            except Exception:  # noqa: BLE001 - the original error matters more
+                log.warning("could not update the store version after a failed write")
+            raise
+        self._bump()
+
+    def _bump(self) -> None:
+        self._meta.upsert(ids=[VERSION_ID], documents=[uuid.uuid4().hex], embeddings=[[1.0]])
+
+    @_remote
     def add(self, chunks: Sequence[Record], chunk_vectors: np.ndarray,
             sentences: Sequence[Record], sentence_vectors: np.ndarray) -> None:
-        # sentences first: a chunk is only visible to retrieval once its evidence exists
-        self._add(self._sentences, sentences, sentence_vectors)
-        self._add(self._chunks, chunks, chunk_vectors)
+        with self._writing():
+            # sentences first: a chunk is only visible to retrieval once its evidence exists
+            self._add(self._sentences, sentences, sentence_vectors)
+            self._add(self._chunks, chunks, chunk_vectors)
 
+    @_remote
     def delete_sources(self, sources: Iterable[str]) -> None:
         srcs = list(sources)
-        if srcs:
-            self._chunks.delete(where={"source": {"$in": srcs}})
-            self._sentences.delete(where={"source": {"$in": srcs}})
+        if srcs:  # chunks first: a source stays visible (and removable) until its last record is gone
+            with self._writing():
+                self._chunks.delete(where={"source": {"$in": srcs}})
+                self._sentences.delete(where={"source": {"$in": srcs}})
 
+    @_remote
     def delete_ids(self, chunk_ids: Sequence[str], sentence_ids: Sequence[str]) -> None:
-        for coll, ids in ((self._chunks, chunk_ids), (self._sentences, sentence_ids)):
-            for i in range(0, len(ids), self._batch):
-                coll.delete(ids=list(ids[i:i + self._batch]))
+        if not chunk_ids and not sentence_ids:
+            return
+        with self._writing():
+            for coll, ids in ((self._chunks, chunk_ids), (self._sentences, sentence_ids)):
+                for i in range(0, len(ids), self._batch):
+                    coll.delete(ids=list(ids[i:i + self._batch]))

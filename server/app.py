@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None, engine: Rag | None = None) -> F
     """Build the app. ``engine`` lets a caller share already-loaded parts (tests)."""
     settings = settings or get_settings()
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-    gate = Gate(concurrency=1, max_queue=settings.max_queue)
+    gate = Gate(concurrency=generation_slots(settings), max_queue=settings.max_queue)
     holder: dict[str, Service] = {}
     metrics = Metrics(queue_depth=lambda: gate.waiting,
                       tokens=lambda: holder["svc"].tokens_generated() if "svc" in holder else 0)
@@ -64,6 +64,16 @@ def create_app(settings: Settings | None = None, engine: Rag | None = None) -> F
     app.add_middleware(AuthMiddleware, api_key=settings.api_key.get_secret_value() if settings.api_key else None)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def generation_slots(settings: Settings) -> int:
+    """Answers this worker generates at once: ``RAG_LLM_CONCURRENCY`` with an LLM
+    server; 1 with in-process llama.cpp, which is not thread-safe."""
+    if settings.llm_concurrency > 1 and settings.use_llm and not settings.llm_url:
+        log.warning("RAG_LLM_CONCURRENCY=%d needs an LLM server (RAG_LLM_URL); in-process llama.cpp "
+                    "answers one at a time", settings.llm_concurrency)
+        return 1
+    return settings.llm_concurrency
 
 
 def app_from_env() -> FastAPI:

@@ -1,7 +1,9 @@
-"""Admission control for the one llama.cpp model, and the bridge that runs the
-(synchronous) answer pipeline in a worker thread while the event loop streams.
+"""Admission control for the model, and the bridge that runs the (synchronous)
+answer pipeline in a worker thread while the event loop streams.
 
-``Gate`` lets ``concurrency`` answers run at once and ``max_queue`` more wait;
+``Gate`` lets ``concurrency`` answers run at once (1 for in-process llama.cpp;
+``RAG_LLM_CONCURRENCY`` with an LLM server that has parallel slots) and
+``max_queue`` more wait;
 the next one is refused at once with ``BusyError`` (HTTP 503 + Retry-After)
 instead of piling up. A slot is held until the worker thread has really stopped
 using the model, even when the client went away."""

@@ -15,7 +15,8 @@ from rag.evaluation.dataset import EvalItem, load_dataset
 from rag.lexical import LexicalCache, LexicalIndex
 from rag.retrieval import RRF_K, SearchHit, rrf
 from rag.settings import Settings
-from rag.store import Record
+from rag.loaders import Document
+from rag.store import ChromaStore, Record
 from rag.text import normalize
 
 DEV = Path(__file__).resolve().parent.parent / "eval" / "dev.jsonl"
@@ -142,9 +143,10 @@ class CountingStore:
     def __init__(self, records: list[Record]) -> None:
         self.records = records
         self.reads = 0
+        self.token = "v1"
 
-    def count(self) -> int:
-        return len(self.records)
+    def version(self) -> str:
+        return self.token
 
     def all_chunks(self) -> list[Record]:
         self.reads += 1
@@ -159,6 +161,37 @@ def test_lexical_cache_rebuilds_only_when_the_store_changes() -> None:
     cache.invalidate()
     second = cache.get(store)
     assert second is not first and store.reads == 2
-    store.records = RECORDS
+    store.records, store.token = RECORDS, "v2"
     third = cache.get(store)
     assert store.reads == 3 and [r.id for r, _ in third.search("bread", 5)] == ["bakery"]
+
+
+def test_lexical_cache_follows_the_store_version_even_when_the_count_stays() -> None:
+    """Another process's write (no local invalidate) that keeps the chunk count."""
+    store = CountingStore(RECORDS[:2])
+    cache = LexicalCache()
+    assert [r.id for r, _ in cache.get(store).search("bread", 5)] == []
+    store.records = [RECORDS[0], RECORDS[2]]  # same size, other text
+    assert cache.get(store).search("bread", 5) == [] and store.reads == 1  # same token: cached
+    store.token = "v2"
+    assert [r.id for r, _ in cache.get(store).search("bread", 5)] == ["bakery"] and store.reads == 2
+
+
+def test_every_store_write_changes_the_version_token(tmp_path: Path, embedder: Any) -> None:
+    engine = Rag(Settings(data_dir=tmp_path / "data"), embedder=embedder)
+    store = engine.store
+    seen = [store.version()]
+    assert seen == [""]
+    docs = [Document("a.txt", "The ferry leaves at seven. It is always on time."),
+            Document("b.txt", "The bakery sells bread.")]
+    engine.ingestor.ingest_documents(docs)
+    seen.append(store.version())
+    engine.ingestor.ingest_documents(docs)  # unchanged: nothing written
+    assert store.version() == seen[-1]
+    engine.ingestor.ingest_documents([Document("a.txt", "The ferry leaves at eight. It is always on time.")])
+    seen.append(store.version())
+    engine.ingestor.remove("b.txt")
+    seen.append(store.version())
+    assert len(set(seen)) == len(seen)
+    # another store object on the same index (another process) reads the same token
+    assert ChromaStore(tmp_path / "data").version() == seen[-1]

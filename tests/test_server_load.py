@@ -49,4 +49,4 @@ def test_sixteen_clients_get_answers_or_clean_503(api_url: str) -> None:
             assert expected[body["_q"]] in body["answer"]
     assert sum(s == 200 for s, _ in results) >= 16
     assert httpx.get(f"{api_url}/healthz").status_code == 200
-    assert httpx.get(f"{api_url}/readyz").json()["queue"] == {"active": 0, "waiting": 0, "max": 16}
+    assert httpx.get(f"{api_url}/readyz").json()["queue"] == {"active": 0, "waiting": 0, "max": 16, "slots": 1}

@@ -87,3 +87,46 @@ def test_settings_are_not_read_at_import_time(monkeypatch: pytest.MonkeyPatch) -
     assert get_settings().top_k == 5
     monkeypatch.setenv("RAG_TOP_K", "4")
     assert get_settings().top_k == 4
+
+
+def test_scale_out_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = Settings()
+    assert s.llm_model is None and s.llm_concurrency == 1
+    monkeypatch.setenv("RAG_CHROMA_URL", "http://chroma.internal:8001")
+    monkeypatch.setenv("RAG_LLM_URL", "https://llm.internal/v1")
+    monkeypatch.setenv("RAG_LLM_MODEL", "meta-llama/Llama-3.1-8B-Instruct")
+    monkeypatch.setenv("RAG_LLM_CONCURRENCY", "4")
+    s = get_settings()
+    assert (s.chroma_url, s.llm_url) == ("http://chroma.internal:8001", "https://llm.internal/v1")
+    assert s.llm_model == "meta-llama/Llama-3.1-8B-Instruct" and s.llm_concurrency == 4
+
+
+@pytest.mark.parametrize("var", ["RAG_CHROMA_URL", "RAG_LLM_URL", "RAG_LLM_MODEL"])
+def test_an_empty_server_setting_means_unset(monkeypatch: pytest.MonkeyPatch, var: str) -> None:
+    monkeypatch.setenv(var, " ")
+    assert getattr(get_settings(), var.removeprefix("RAG_").lower()) is None
+
+
+@pytest.mark.parametrize(("var", "value"), [
+    ("RAG_CHROMA_URL", "localhost:8001"),
+    ("RAG_LLM_URL", "ftp://llm/v1"),
+    ("RAG_LLM_URL", "http://"),
+    ("RAG_LLM_CONCURRENCY", "0"),
+])
+def test_bad_server_settings_are_validation_errors(monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ValidationError) as info:
+        get_settings()
+    assert var.removeprefix("RAG_").lower() in str(info.value)
+
+
+@pytest.mark.parametrize(("overrides", "slots"), [
+    ({}, 1),
+    ({"llm_url": "http://llm:8080/v1", "llm_concurrency": 4}, 4),
+    ({"llm_concurrency": 4}, 1),  # in-process llama.cpp: one at a time whatever is asked
+    ({"llm_concurrency": 3, "use_llm": False}, 3),  # extractive answers need no model
+])
+def test_the_generation_gate_gets_its_slots_from_the_settings(overrides: dict[str, object], slots: int) -> None:
+    from server.app import generation_slots
+
+    assert generation_slots(Settings(**overrides)) == slots  # type: ignore[arg-type]

@@ -30,7 +30,8 @@ async def readyz(request: Request) -> dict[str, object]:
     except Exception as exc:  # noqa: BLE001 - any store failure means not ready
         raise BackendError(f"the index is not readable: {exc}") from exc
     return {"status": "ready", "model": svc.rag.model_name, "chunks": chunks,
-            "queue": {"active": svc.gate.active, "waiting": svc.gate.waiting, "max": svc.gate.max_queue}}
+            "queue": {"active": svc.gate.active, "waiting": svc.gate.waiting, "max": svc.gate.max_queue,
+                      "slots": svc.gate.concurrency}}
 
 
 @router.get("/metrics", response_class=Response,
