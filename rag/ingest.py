@@ -1,10 +1,16 @@
-"""Idempotent, all-or-nothing ingestion of documents into the store.
+"""Idempotent, crash-safe ingestion of documents into the store.
 
-Per source we keep the sha256 of its text (in every chunk's metadata). Re-ingesting
-an unchanged source embeds nothing; a changed source has exactly its old chunks
-replaced. All reading, chunking and embedding happens before the first write, and
-the writes themselves are undone if they fail, so a failed command leaves the index
-as it was."""
+Per source we keep the sha256 of its text (in every record's metadata). A source is
+unchanged only when every record of it carries that hash and its chunk and sentence
+counts are exactly what the chunker produces (ids are content hashes, so equal
+counts mean equal sets); anything else, e.g. the remains of a write that was
+killed half-way, is rewritten. Re-ingesting an unchanged source embeds nothing; a
+changed source has exactly its old records replaced.
+
+Documents are embedded and written in batches (a document is never split): an
+error undoes the batch being written, so no document is ever half there, and
+batches already written stay, so re-running an interrupted ingest only does the
+work that is left."""
 
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ from rag.chunking import chunk_text
 from rag.embeddings import Embedder
 from rag.errors import InvalidSourceError, NotFoundError
 from rag.loaders import Document, load_paths
-from rag.store import Record, VectorStore
+from rag.store import Record, SourceState, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +77,9 @@ def build_records(doc: Document, target_chars: int) -> tuple[list[Record], list[
 
 class Ingestor:
     def __init__(self, store: VectorStore, embedder: Embedder | Callable[[], Embedder], chunk_chars: int = 600,
-                 on_change: Callable[[], None] | None = None) -> None:
+                 on_change: Callable[[], None] | None = None, batch_records: int = 2048) -> None:
         self.store = store
+        self.batch_records = batch_records
         self._embedder = embedder
         self.chunk_chars = chunk_chars
         self.on_change = on_change or (lambda: None)
@@ -95,16 +102,17 @@ class Ingestor:
                          progress: Progress | None = None) -> IngestReport:
         for doc in docs:
             validate_source(doc.source)
-        existing = self.store.source_hashes()
+        existing = self.store.source_state()
         report = IngestReport()
-        changed: list[Document] = []
+        todo: list[tuple[str, list[Record], list[Record]]] = []
         for doc in docs:
-            old = existing.get(doc.source)
-            if old and old[0] == doc_hash(doc.text):
+            chunks, sentences = build_records(doc, self.chunk_chars)
+            state = existing.get(doc.source)
+            if state is not None and _complete(state, doc_hash(doc.text), chunks, sentences):
                 report.unchanged += 1
                 continue
-            changed.append(doc)
-            if old:
+            todo.append((doc.source, chunks, sentences))
+            if state is not None and state.chunks:
                 report.updated += 1
             else:
                 report.added += 1
@@ -112,29 +120,37 @@ class Ingestor:
         removed = sorted(s for s in existing if s not in given) if prune else []
         report.removed = len(removed)
 
-        chunks: list[Record] = []
-        sentences: list[Record] = []
-        for doc in changed:
-            c, s = build_records(doc, self.chunk_chars)
-            chunks += c
-            sentences += s
-        chunk_vecs, sent_vecs = self._embed(chunks, sentences, progress)
-        if changed or removed:
-            self._commit([d.source for d in changed] + removed, chunks, chunk_vecs, sentences, sent_vecs)
+        batches = [([r for _, c, _ in b for r in c], [r for _, _, s in b for r in s], [src for src, _, _ in b])
+                   for b in _batches(todo, self.batch_records)]
+        total = sum(len(_distinct(c + s)) for c, s, _ in batches)
+        done = 0
+        for chunks, sentences, sources in batches:
+            chunk_vecs, sent_vecs = self._embed(chunks, sentences, done, total, progress)
+            self._commit(sources, chunks, chunk_vecs, sentences, sent_vecs)
+            done += len(_distinct(chunks + sentences))
+        if removed:
+            self.store.delete_sources(removed)
+            self.on_change()
         report.chunks = self.store.count()
         return report
 
-    def _embed(self, chunks: list[Record], sentences: list[Record],
+    def _embed(self, chunks: list[Record], sentences: list[Record], done: int, total: int,
                progress: Progress | None) -> tuple[np.ndarray, np.ndarray]:
+        """Embed every record's text once (a one-sentence chunk and its sentence share a vector)."""
         texts = [r.text for r in chunks] + [r.text for r in sentences]
-        total = len(texts)
+        unique = _distinct(chunks + sentences)
         parts: list[np.ndarray] = []
         step = 64
-        for i in range(0, total, step):
-            parts.append(self.embedder.embed(texts[i:i + step]))
+        for i in range(0, len(unique), step):
+            parts.append(self.embedder.embed(unique[i:i + step]))
             if progress:
-                progress(min(i + step, total), total)
-        vecs = np.concatenate(parts) if parts else np.zeros((0, self.embedder.dim), dtype=np.float32)
+                progress(done + min(i + step, len(unique)), total)
+        if not parts:
+            empty = np.zeros((0, self.embedder.dim), dtype=np.float32)
+            return empty, empty
+        table = np.concatenate(parts)
+        row = {t: i for i, t in enumerate(unique)}
+        vecs = table[[row[t] for t in texts]]
         return vecs[: len(chunks)], vecs[len(chunks):]
 
     def _commit(self, sources: list[str], chunks: list[Record], chunk_vecs: np.ndarray,
@@ -158,12 +174,37 @@ class Ingestor:
             self.on_change()
 
     def remove(self, source: str) -> int:
-        existing = self.store.source_hashes()
+        existing = self.store.source_state()
         if source not in existing:
             raise NotFoundError(f"no document {source!r} in the index (see 'rag list')")
         self.store.delete_sources([source])
         self.on_change()
-        return existing[source][1]
+        return existing[source].chunks
 
     def list_sources(self) -> list[tuple[str, int]]:
-        return sorted((s, n) for s, (_, n) in self.store.source_hashes().items())
+        return sorted((s, st.chunks) for s, st in self.store.source_state().items() if st.chunks)
+
+
+def _distinct(records: list[Record]) -> list[str]:
+    return list(dict.fromkeys(r.text for r in records))
+
+
+def _complete(state: SourceState, h: str, chunks: list[Record], sentences: list[Record]) -> bool:
+    return state.hashes == {h} and state.chunks == len(chunks) and state.sentences == len(sentences)
+
+
+def _batches(todo: list[tuple[str, list[Record], list[Record]]],
+             size: int) -> list[list[tuple[str, list[Record], list[Record]]]]:
+    """Group whole documents into batches of about ``size`` records."""
+    out: list[list[tuple[str, list[Record], list[Record]]]] = []
+    current: list[tuple[str, list[Record], list[Record]]] = []
+    n = 0
+    for item in todo:
+        if current and n + len(item[1]) + len(item[2]) > size:
+            out.append(current)
+            current, n = [], 0
+        current.append(item)
+        n += len(item[1]) + len(item[2])
+    if current:
+        out.append(current)
+    return out

@@ -172,7 +172,9 @@ def test_ingesting_twice_reports_unchanged_and_embeds_nothing(tmp_path: Path, co
     n_sentences = sum(len(expected_ids(s, t)[1]) for s, t in files.items())
     assert report == IngestReport(added=5, updated=0, unchanged=0, removed=0, chunks=n_chunks)
     assert warnings == []
-    assert counting.texts == n_chunks + n_sentences
+    texts = {piece for s, t in files.items() for c in chunk_text(s, t, 600)
+             for piece in (c.text, *(x.text for x in c.sentences))}
+    assert counting.texts == len(texts) < n_chunks + n_sentences  # each distinct text embedded once
     check_consistent(engine.store, files)
     before = dump(engine.store)
     vectors_before = vectors(engine.store)
@@ -390,3 +392,39 @@ def test_on_change_runs_after_every_write(tmp_path: Path, corpus: Path, counting
     assert generation() == start + 1  # nothing written, nothing to invalidate
     engine.ingestor.remove(SEED_NAMES[4])
     assert generation() == start + 2
+
+
+@pytest.mark.parametrize("cut", ["half_of_the_sentences", "sentences_only", "half_of_the_chunks"])
+def test_the_remains_of_an_interrupted_write_are_repaired(tmp_path: Path, corpus: Path, embedder: Any,
+                                                          cut: str) -> None:
+    """What a kill -9 in the middle of ``store.add`` leaves behind (part of a
+    document's records) is rewritten by the next ingest, never kept as 'unchanged'."""
+    from rag.ingest import build_records
+
+    engine = make_engine(tmp_path / "data", embedder)
+    path = corpus / SEED_NAMES[0]
+    doc = Document(SEED_NAMES[0], path.read_text(encoding="utf-8"))
+    chunks, sentences = build_records(doc, 600)
+    dim = embedder.dim
+    keep_s = sentences[: len(sentences) // 2] if cut == "half_of_the_sentences" else sentences
+    keep_c = chunks[: len(chunks) // 2] if cut == "half_of_the_chunks" else []
+    engine.store.add(keep_c, np.zeros((len(keep_c), dim), np.float32) + 0.1,
+                     keep_s, np.zeros((len(keep_s), dim), np.float32) + 0.1)
+    report, _ = engine.ingestor.ingest_paths([path])
+    assert report.unchanged == 0 and report.added + report.updated == 1
+    check_consistent(engine.store, {SEED_NAMES[0]: doc.text})
+    again, _ = engine.ingestor.ingest_paths([path])
+    assert again.unchanged == 1
+
+
+def test_orphan_sentences_of_a_removed_document_stay_removable(tmp_path: Path, corpus: Path, embedder: Any) -> None:
+    from rag.ingest import build_records
+
+    engine = make_engine(tmp_path / "data", embedder)
+    doc = Document("gone.txt", (corpus / SEED_NAMES[1]).read_text(encoding="utf-8"))
+    _, sentences = build_records(doc, 600)
+    engine.store.add([], np.zeros((0, embedder.dim), np.float32),
+                     sentences, np.zeros((len(sentences), embedder.dim), np.float32) + 0.1)
+    assert engine.ingestor.list_sources() == []  # no chunks: not listed
+    engine.ingestor.remove("gone.txt")  # but found and cleaned up
+    assert engine.store.source_state() == {}
