@@ -9,9 +9,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from rag.errors import BusyError, RagError
+from rag.errors import BusyError, InputError, RagError
 
 log = logging.getLogger(__name__)
+
+
+class UnsupportedMediaTypeError(InputError):
+    """A body in a content type the route does not take (HTTP 415)."""
+
+    http_status = 415
+    kind = "unsupported_media_type"
+
 
 _HTTP_KINDS = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
                413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error"}
@@ -45,6 +53,21 @@ def validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
     return 422, "validation_error", "; ".join(parts) or "invalid request"
 
 
+def _unparsable_body(exc: HTTPException) -> str | None:
+    """Why FastAPI could not parse a JSON body, from the error it chained (it
+    raises a bare 400 for anything but a syntax error), or None if it was not that."""
+    cause = exc.__cause__
+    if exc.status_code != 400 or cause is None:
+        return None
+    if isinstance(cause, UnicodeDecodeError):
+        return "the request body is not valid JSON: it is not UTF-8 text"
+    if isinstance(cause, RecursionError):
+        return "the request body is not valid JSON: it is nested too deeply"
+    if isinstance(cause, ValueError):  # e.g. an integer with thousands of digits
+        return "the request body is not valid JSON"
+    return None
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RagError)
     async def _rag(_: Request, exc: RagError) -> JSONResponse:
@@ -59,6 +82,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        unparsable = _unparsable_body(exc)
+        if unparsable:
+            return error_response(400, "invalid_json", unparsable)
         return error_response(exc.status_code, _HTTP_KINDS.get(exc.status_code, "http_error"), str(exc.detail),
                               getattr(exc, "headers", None))
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from rag.types import Answer, Citation, Timings
 
 
 class AskRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a JSON body must use the declared types ("stream": 0 is not a boolean)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
+        {"question": "Who is Meta's president of global affairs?"},
+        {"question": "Who is Meta's president of global affairs?", "top_k": 5, "stream": True},
+    ]})
 
     question: str = Field(..., description="The question (at most RAG_MAX_QUESTION_BYTES bytes).")
     top_k: int | None = Field(None, ge=1, le=50, description="Chunks to retrieve (default RAG_TOP_K).")
@@ -34,7 +40,9 @@ class SearchOut(BaseModel):
 
 
 class DocumentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
+        {"source": "notes/zebra.txt", "text": "The Zebra Protocol was signed in Oslo in 1999."},
+    ]})
 
     source: str = Field(..., min_length=1, max_length=512,
                         description="A name such as 'notes/q3.md' (never a path: no '..', no leading '/').")
@@ -75,11 +83,15 @@ class ErrorOut(BaseModel):
 # --- OpenAI-compatible chat completions ---------------------------------------
 
 class ContentPart(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     type: str
     text: str | None = None
 
 
 class ChatMessage(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     role: Literal["system", "user", "assistant", "tool", "developer"]
     content: str | list[ContentPart] | None = None
 
@@ -90,6 +102,14 @@ class ChatMessage(BaseModel):
 
 
 class ChatRequest(BaseModel):
+    model_config = ConfigDict(strict=True, json_schema_extra={"examples": [
+        {"model": "rag", "messages": [{"role": "user", "content": "Who is Meta's president of global affairs?"}]},
+        {"model": "rag", "stream": True, "messages": [
+            {"role": "user", "content": "Who is Nick Clegg?"},
+            {"role": "assistant", "content": "Meta's president of global affairs [1]."},
+            {"role": "user", "content": "What did he write?"}]},
+    ]})
+
     model: str | None = Field(None, description="Accepted for compatibility; the server's model answers.")
     messages: list[ChatMessage] = Field(..., min_length=1)
     stream: bool = False
@@ -98,3 +118,114 @@ class ChatRequest(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2,
                                       description="Accepted; answers are always decoded greedily (temperature 0).")
     top_k: int | None = Field(None, ge=1, le=50, description="Extension: chunks to retrieve.")
+
+
+class ChatUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatAnswerMessage(BaseModel):
+    role: Literal["assistant"]
+    content: str = Field(..., description="The answer with its [n] markers.")
+    citations: list[Citation]
+    abstained: bool
+    timings: Timings
+
+
+class ChatChoice(BaseModel):
+    index: int
+    finish_reason: Literal["stop"]
+    message: ChatAnswerMessage
+
+
+class ChatCompletion(BaseModel):
+    """An OpenAI ``chat.completion``; ``citations``, ``abstained`` and ``timings`` are extensions."""
+
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: ChatUsage
+    citations: list[Citation]
+    abstained: bool
+    timings: Timings
+
+
+class ChatDelta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    citations: list[Citation] | None = None
+
+
+class ChatChunkChoice(BaseModel):
+    index: int
+    delta: ChatDelta
+    finish_reason: Literal["stop"] | None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One streamed ``chat.completion.chunk``; the last one carries usage and the extensions."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    choices: list[ChatChunkChoice]
+    usage: ChatUsage | None = None
+    citations: list[Citation] | None = None
+    abstained: bool | None = None
+    timings: Timings | None = None
+
+
+# --- Server-Sent Events, described per event for OpenAPI ------------------------
+
+class TokenData(BaseModel):
+    text: str
+
+
+class CitationsData(BaseModel):
+    answer: str
+    abstained: bool
+    citations: list[Citation]
+
+
+def inline_schema(tp: object) -> dict[str, Any]:
+    """The JSON schema of a response type with every ``$ref`` replaced by its
+    definition, for schemas embedded where ``$defs`` would not resolve."""
+    schema = TypeAdapter(tp).json_schema(mode="serialization")
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve({**defs[node["$ref"].rsplit("/", 1)[-1]],
+                                **{k: v for k, v in node.items() if k != "$ref"}})
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)  # type: ignore[no-any-return]
+
+
+def _json_data(tp: object) -> dict[str, Any]:
+    return {"type": "string", "contentMediaType": "application/json", "contentSchema": inline_schema(tp)}
+
+
+def ask_event_schema() -> dict[str, Any]:
+    """One event of a ``POST /v1/ask`` stream: ``token``..., ``citations``, ``done``, or ``error``."""
+    events = {"token": TokenData, "citations": CitationsData, "done": Answer, "error": ErrorOut}
+    return {"type": "object", "required": ["event", "data"],
+            "properties": {"event": {"type": "string", "enum": list(events)}, "data": {"type": "string"}},
+            "anyOf": [{"properties": {"event": {"const": name}, "data": _json_data(tp)}}
+                      for name, tp in events.items()]}
+
+
+def chat_event_schema() -> dict[str, Any]:
+    """One event of a chat completions stream: a chunk, an error, or ``[DONE]``."""
+    return {"type": "object", "required": ["data"],
+            "properties": {"data": {"anyOf": [{"const": "[DONE]"},
+                                              _json_data(ChatCompletionChunk | ErrorOut)]}}}

@@ -4,6 +4,7 @@ write lock. Routes stay thin; everything that blocks runs in a thread."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -12,11 +13,21 @@ from starlette.concurrency import run_in_threadpool
 
 from rag.answer import Turn
 from rag.engine import Rag
-from rag.errors import EmptyQuestionError, PayloadTooLargeError
+from rag.errors import EmptyQuestionError, InputError, PayloadTooLargeError
 from rag.settings import Settings
 from rag.types import AnswerEvent, StreamEvent
 from server.gate import Gate
 from server.metrics import Metrics
+
+# C0 controls but tab, line feed and carriage return, and DEL: never part of a question
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def reject_control_chars(text: str, what: str) -> str:
+    """``text`` unchanged, or ``InputError`` (400) if it holds NUL bytes or other control characters."""
+    if _CONTROL.search(text):
+        raise InputError(f"the {what} contains control characters (such as NUL bytes)")
+    return text
 
 
 @dataclass
@@ -28,12 +39,13 @@ class Service:
     ready: bool = False
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    def check_question(self, question: str) -> str:
+    def check_question(self, question: str, what: str = "question") -> str:
+        """413 if too long, 400 if empty or holding control characters."""
         if len(question.encode("utf-8", "surrogatepass")) > self.settings.max_question_bytes:
-            raise PayloadTooLargeError(f"the question is longer than {self.settings.max_question_bytes} bytes")
+            raise PayloadTooLargeError(f"the {what} is longer than {self.settings.max_question_bytes} bytes")
         if not question.strip():
-            raise EmptyQuestionError("the question is empty")
-        return question
+            raise EmptyQuestionError(f"the {what} is empty")
+        return reject_control_chars(question, what)
 
     async def answer_events(self, question: str, top_k: int | None,
                             history: Sequence[Turn] = ()) -> AsyncIterator[StreamEvent]:

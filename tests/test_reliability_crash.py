@@ -4,7 +4,7 @@ index holds exactly what the chunker produces for those files: no duplicates, no
 orphans, no half documents. A server restart keeps everything.
 
 Bounded: 3 kills in the regular suite (a few minutes here); the 20-kill run
-reported in docs/reliability.md is the same test with ``RAG_TEST_CRASH_KILLS=20``.
+reported in docs/reliability.md is the same test with ``RELIABILITY_CRASH_KILLS=20``.
 Every run has a time limit."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from rag.loaders import load_paths
 from tests.conftest import SEEDS
 
 FILES = 2000
-KILLS = int(os.environ.get("RAG_TEST_CRASH_KILLS", "3"))
+KILLS = int(os.environ.get("RELIABILITY_CRASH_KILLS", "3"))
 pytestmark = pytest.mark.slow
 
 

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from rag.errors import RagError
 from rag.types import Answer, AnswerEvent, StreamEvent, TokenEvent
-from server.routes._deps import service, sse
-from server.schemas import AskRequest
+from server.routes._deps import ANSWER_ERROR_RESPONSES, require_json, service, sse
+from server.schemas import AskRequest, ask_event_schema
 
 router = APIRouter(tags=["answers"])
 
-_STREAM_DOC = {
+_STREAM_DOC: dict[int | str, dict[str, object]] = {
+    **ANSWER_ERROR_RESPONSES,
     200: {
         "description": "The answer (``rag ask --json``), or with ``stream: true`` a ``text/event-stream`` of "
                        "``token`` {text}, then ``citations`` {answer, abstained, citations}, then ``done`` "
                        "(the whole answer object with timings); ``error`` {error} if it fails midway.",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {"text/event-stream": {"schema": ask_event_schema()}},
     },
 }
 
@@ -42,7 +43,7 @@ async def _events(first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> Async
         await rest.aclose()
 
 
-@router.post("/v1/ask", response_model=Answer, responses=_STREAM_DOC)
+@router.post("/v1/ask", response_model=Answer, responses=_STREAM_DOC, dependencies=[Depends(require_json)])
 async def ask(body: AskRequest, request: Request) -> object:
     """Answer a question from the indexed documents; every sentence cites verbatim passages."""
     svc = service(request)

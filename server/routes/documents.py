@@ -3,18 +3,32 @@ names, never paths; nothing is read from or written to the file system."""
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from typing import Annotated
+from urllib.parse import unquote
+
 from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from rag.errors import InputError
+from rag.errors import InputError, InvalidSourceError
 from rag.ingest import validate_source
 from rag.loaders import Document, text_from_bytes
-from server.routes._deps import service
-from server.schemas import DeleteOut, DocumentIn, DocumentList, IngestOut
+from server.errors import UnsupportedMediaTypeError
+from server.routes._deps import ERROR_RESPONSES, JSON_ERROR_RESPONSES, is_json, media_type, service
+from server.schemas import DeleteOut, DocumentIn, DocumentList, ErrorOut, IngestOut
 
 router = APIRouter(tags=["documents"])
+
+# '/', '\\', '.' and control characters written as percent escapes: a name holding
+# them means something else to whoever decodes it once more (a URL, a client)
+_ENCODED = re.compile(r"%(2f|5c|2e|[01][0-9a-f]|7f)", re.IGNORECASE)
+# invisible characters that make a name look like another (bidirectional overrides)
+# and line separators
+_DECEPTIVE = re.compile("[\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 _UPLOAD_BODY = {
     "requestBody": {
@@ -33,13 +47,44 @@ _UPLOAD_BODY = {
 }
 
 
-class UnsupportedMediaType(InputError):
-    http_status = 415
-    kind = "unsupported_media_type"
+def checked_source(name: str) -> str:
+    """``validate_source`` plus what only matters over HTTP: the name must stay a
+    safe name however often it is percent-decoded or Unicode-normalised (no
+    ``..%2F``, ``%2e%2e``, full-width slashes), and holds no control or
+    direction-changing characters."""
+    validate_source(name)
+    if any(unicodedata.category(c) == "Cc" for c in name) or _DECEPTIVE.search(name):
+        raise InvalidSourceError(f"invalid document source {name!r}: control or invisible formatting characters")
+    decoded = name
+    for _ in range(4):  # %25 nests encodings; four rounds is more than any client applies
+        if _ENCODED.search(decoded):
+            raise InvalidSourceError(f"invalid document source {name!r}: percent-encoded '/', '\\', '.' "
+                                     "or control characters")
+        decoded, before = unquote(decoded), decoded
+        if decoded == before:
+            break
+    plain = unicodedata.normalize("NFKC", decoded)
+    if plain != name:
+        try:
+            validate_source(plain)
+        except InvalidSourceError:
+            raise InvalidSourceError(f"invalid document source {name!r}: it reads as {plain!r} once "
+                                     "percent-decoded or Unicode-normalised") from None
+    return name
+
+
+def _file_name(upload: UploadFile) -> str:
+    """The uploaded file's name. The multipart parser cuts Windows paths
+    (``C:\\dir\\a.txt``, ``\\\\host\\share\\a.txt``) down to their last part, so the
+    header as sent is checked: names with backslashes are refused, as everywhere."""
+    if "\\" in upload.headers.get("content-disposition", ""):
+        raise InvalidSourceError("invalid file name: it holds backslashes (a Windows path?); "
+                                 "send a plain name, or a 'source' field")
+    return upload.filename or ""
 
 
 async def _read_document(request: Request) -> tuple[Document, list[str]]:
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    ctype = media_type(request)
     warnings: list[str] = []
     if ctype == "multipart/form-data":
         async with request.form(max_files=1, max_fields=4) as form:
@@ -48,19 +93,24 @@ async def _read_document(request: Request) -> tuple[Document, list[str]]:
                 raise RequestValidationError([{"loc": ("body", "file"), "msg": "Field required",
                                                "type": "missing"}])
             name = form.get("source")
-            source = validate_source(name if isinstance(name, str) and name else upload.filename or "")
+            source = checked_source(name if isinstance(name, str) and name else _file_name(upload))
             raw = await upload.read()
         return Document(source, text_from_bytes(raw, source, warnings)), warnings
-    if ctype in ("application/json", ""):
+    if is_json(ctype) or not ctype:
         try:
             doc = DocumentIn.model_validate_json(await request.body())
         except ValidationError as exc:
             raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
-        return Document(validate_source(doc.source), doc.text), warnings
-    raise UnsupportedMediaType(f"send application/json or multipart/form-data, not {ctype!r}")
+        source = checked_source(doc.source)
+        if "\x00" in doc.text:  # as for an uploaded file: NUL bytes mean binary data
+            raise InputError(f"document {source!r}: the text contains NUL bytes (binary data?)")
+        return Document(source, doc.text), warnings
+    raise UnsupportedMediaTypeError(f"send application/json or multipart/form-data, not {ctype!r}")
 
 
-@router.post("/v1/documents", response_model=IngestOut, openapi_extra=_UPLOAD_BODY)
+@router.post("/v1/documents", response_model=IngestOut, openapi_extra=_UPLOAD_BODY,
+             responses={**JSON_ERROR_RESPONSES, 415: {"model": ErrorOut, "description":
+                                                      "The body is neither JSON nor multipart/form-data"}})
 async def add_document(request: Request) -> object:
     """Add or update one document (idempotent: unchanged text is not embedded again)."""
     svc = service(request)
@@ -75,7 +125,7 @@ async def add_document(request: Request) -> object:
                      warnings=warnings)
 
 
-@router.get("/v1/documents", response_model=DocumentList)
+@router.get("/v1/documents", response_model=DocumentList, responses=ERROR_RESPONSES)
 async def list_documents(request: Request) -> object:
     """Indexed sources with their chunk counts."""
     from starlette.concurrency import run_in_threadpool
@@ -84,10 +134,13 @@ async def list_documents(request: Request) -> object:
     return {"documents": [{"source": s, "chunks": n} for s, n in rows]}
 
 
-@router.delete("/v1/documents/{source:path}", response_model=DeleteOut)
-async def delete_document(source: str, request: Request) -> object:
+@router.delete("/v1/documents/{source:path}", response_model=DeleteOut,
+               responses={**ERROR_RESPONSES, 404: {"model": ErrorOut, "description": "No such document"}})
+async def delete_document(source: Annotated[str, PathParam(max_length=512, description=(
+                              "The document's source name, e.g. notes/q3.md (URL-encoded)."))],
+                          request: Request) -> object:
     """Remove one document and all its chunks."""
     svc = service(request)
-    validate_source(source)
+    checked_source(source)
     n = await svc.write(svc.rag.ingestor.remove, source)
     return {"removed": source, "chunks": n}

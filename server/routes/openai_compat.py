@@ -16,14 +16,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from rag.answer import Turn
 from rag.errors import InputError, RagError
 from rag.types import Answer, AnswerEvent, StreamEvent
-from server.routes._deps import service
-from server.schemas import ChatRequest
+from server.routes._deps import ANSWER_ERROR_RESPONSES, require_json, service
+from server.schemas import ChatCompletion, ChatRequest, chat_event_schema
+from server.service import reject_control_chars
 
 router = APIRouter(tags=["openai"])
 
@@ -35,10 +36,11 @@ def _conversation(body: ChatRequest) -> tuple[str, list[Turn]]:
     history: list[Turn] = []
     pending: str | None = None
     for m in turns[:-1]:
+        text = reject_control_chars(m.text(), f"earlier {m.role} message")
         if m.role == "user":
-            pending = m.text()
+            pending = text
         elif pending is not None:
-            history.append(Turn(pending, m.text()))
+            history.append(Turn(pending, text))
             pending = None
     return turns[-1].text(), history
 
@@ -81,7 +83,18 @@ async def _stream(cid: str, model: str, first: StreamEvent, rest: AsyncIterator[
     yield "data: [DONE]\n\n"
 
 
-@router.post("/v1/chat/completions")
+_CHAT_DOC: dict[int | str, dict[str, object]] = {
+    **ANSWER_ERROR_RESPONSES,
+    200: {
+        "model": ChatCompletion,
+        "description": "A ``chat.completion`` object, or with ``stream: true`` a ``text/event-stream`` of "
+                       "``chat.completion.chunk`` objects ending with ``data: [DONE]``.",
+        "content": {"text/event-stream": {"schema": chat_event_schema()}},
+    },
+}
+
+
+@router.post("/v1/chat/completions", responses=_CHAT_DOC, dependencies=[Depends(require_json)])
 async def chat_completions(body: ChatRequest, request: Request) -> object:
     """OpenAI-compatible chat: the last user message is the question, earlier turns are history."""
     svc = service(request)

@@ -1,0 +1,237 @@
+"""Scale benchmark: ingestion and query latency on a real corpus nobody here wrote
+(the Python documentation's reST sources from Debian's ``python3.11-doc``), in
+embedded and Chroma-server mode; and answer throughput with 1, 4 and 16 concurrent
+clients, in-process llama.cpp versus ``python -m llama_cpp.server``.
+
+Ingestion is measured for real at ``--ingest-size`` chunks (every chunk and
+sentence embedded). Embedding 10k-100k chunks with their sentences takes hours on
+2 CPU cores, so query latency at ``--sizes`` uses an index of ``--base`` real
+chunks plus mixtures of two real chunks (text joined, vectors summed and
+normalised), written straight to the store.
+
+Set-up: ``apt-get install python3.11-doc`` (``bash bench/setup`` does it).
+Run:    .venv/bin/python bench/scale.py [--sizes 1000 10000] [--repeats 3] [--json-out F]
+
+References measured in the same run: bare embedding throughput of a sample of the
+same texts (for ingestion) and embedding the query alone (for query latency);
+for throughput, one client of the same deployment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.load import _run  # noqa: E402
+from rag.chunking import chunk_text  # noqa: E402
+from rag.embeddings import SentenceTransformerEmbedder  # noqa: E402
+from rag.engine import Rag  # noqa: E402
+from rag.loaders import Document  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+from tests.processes import ServerProcess, free_port  # noqa: E402
+
+DOCS_GLOB = "/usr/share/doc/python3*/html/_sources"
+
+
+def pct(values: list[float], q: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, int(q * (len(v) - 1) + 0.5))]
+
+
+def corpus() -> list[Document]:
+    roots = sorted(glob.glob(DOCS_GLOB))
+    if not roots:
+        raise SystemExit("no Python documentation found: run 'bash bench/setup' (apt-get install python3.11-doc)")
+    root = Path(roots[0]).resolve()  # several package folders may link to the same sources
+    return [Document(str(f.relative_to(root)), f.read_text(encoding="utf-8", errors="replace"))
+            for f in sorted(root.rglob("*.rst.txt"))]
+
+
+def take(docs: list[Document], chunks: int) -> list[Document]:
+    """Whole documents, in order, until about ``chunks`` chunks."""
+    out, n = [], 0
+    for d in docs:
+        if n >= chunks:
+            break
+        out.append(d)
+        n += len(chunk_text(d.source, d.text, 600))
+    return out
+
+
+def queries(docs: list[Document], n: int, rng: random.Random) -> list[str]:
+    heads = [line.strip() for d in docs for line in d.text.splitlines()
+             if 15 < len(line.strip()) < 80 and line.strip()[0].isalpha() and not line.startswith(" ")]
+    return [f"How does {h.rstrip('.:').lower()} work?" for h in rng.sample(heads, min(n, len(heads)))]
+
+
+def query_latency(engine: Rag, embedder, qs: list[str], repeats: int) -> dict[str, float]:
+    engine.search(qs[0], 5)  # builds the BM25 index once
+    p50s, p95s, refs = [], [], []
+    for _ in range(repeats):
+        lat, ref = [], []
+        for q in qs:
+            t0 = time.perf_counter()
+            embedder.embed([q])
+            ref.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            engine.search(q, 5)
+            lat.append((time.perf_counter() - t0) * 1000)
+        p50s.append(statistics.median(lat))
+        p95s.append(pct(lat, 0.95))
+        refs.append(statistics.median(ref))
+    return {"query_p50_ms": round(statistics.median(p50s), 1), "query_p95_ms": round(statistics.median(p95s), 1),
+            "embed_only_p50_ms": round(statistics.median(refs), 1),
+            "query_ratio_to_embed": round(statistics.median(p50s) / statistics.median(refs), 2)}
+
+
+def bench_ingest(embedder, docs: list[Document], size: int, chroma_url: str | None, repeats: int,
+                 rng: random.Random) -> dict[str, object]:
+    """Real ingestion (chunking, embedding chunks and sentences, writing) of about ``size`` chunks."""
+    picked = take(docs, size)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp), chroma_url=chroma_url, collection=f"b{size}_{rng.randrange(10**6)}")
+        engine = Rag(settings, embedder=embedder)
+        t0 = time.perf_counter()
+        report = engine.ingestor.ingest_documents(picked)
+        ingest_s = time.perf_counter() - t0
+        texts = [t for d in picked for c in chunk_text(d.source, d.text, 600)
+                 for t in (c.text, *(s.text for s in c.sentences))]
+        sample = rng.sample(texts, min(400, len(texts)))
+        t0 = time.perf_counter()
+        embedder.embed(sample)
+        embed_s = (time.perf_counter() - t0) * len(set(texts)) / len(sample)
+        row = {"mode": "server" if chroma_url else "embedded", "index": "ingested", "chunks": report.chunks,
+               "documents": len(picked), "texts_embedded": len(set(texts)), "ingest_s": round(ingest_s, 1),
+               "ingest_chunks_per_s": round(report.chunks / ingest_s, 1),
+               "ingest_ratio_to_embedding_alone": round(ingest_s / embed_s, 2)}
+        row |= query_latency(engine, embedder, queries(picked, 50, rng), repeats)
+    return row
+
+
+def bench_large(embedder, base_texts: list[str], base_vecs, size: int, chroma_url: str | None, repeats: int,
+                qs: list[str], rng: random.Random) -> dict[str, object]:
+    """Query latency at ``size`` chunks without embedding them all (hours on 2 cores): the
+    real chunks plus mixtures of two real chunks (text and normalised vector)."""
+    import numpy as np
+
+    from rag.store import Record
+
+    texts, vecs = list(base_texts), [v for v in base_vecs]
+    while len(texts) < size:
+        a, b = rng.randrange(len(base_texts)), rng.randrange(len(base_texts))
+        v = base_vecs[a] + 0.5 * base_vecs[b]
+        vecs.append(v / np.linalg.norm(v))
+        texts.append(base_texts[a] + " " + base_texts[b][:200])
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp), chroma_url=chroma_url, collection=f"l{size}_{rng.randrange(10**6)}")
+        engine = Rag(settings, embedder=embedder)
+        records = [Record(f"x{i}", t, {"source": f"docs/{i // 40}.txt", "start": 0, "end": len(t),
+                                       "doc_hash": "x", "index": i % 40}) for i, t in enumerate(texts[:size])]
+        t0 = time.perf_counter()
+        engine.store.add(records, np.asarray(vecs[:size], dtype=np.float32), [],
+                         np.zeros((0, embedder.dim), np.float32))
+        write_s = time.perf_counter() - t0
+        row = {"mode": "server" if chroma_url else "embedded", "index": "real + mixed", "chunks": size,
+               "write_s": round(write_s, 1)}
+        row |= query_latency(engine, embedder, qs, repeats)
+    return row
+
+
+def bench_throughput(repeats: int, clients: list[int], tmp: Path) -> list[dict[str, object]]:
+    questions = [json.loads(ln)["question"] for ln in (ROOT / "eval" / "dev.jsonl").read_text().splitlines()]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")} | {"HF_HUB_OFFLINE": "1"}
+    py = sys.executable
+    data = tmp / "data"
+    import subprocess
+
+    subprocess.run([py, "-m", "rag", "ingest", str(ROOT / "seeds"), "--data-dir", str(data), "--json"],
+                   env=env, check=True, capture_output=True)
+    rows = []
+    model = str(Settings().model_path)
+    for mode in ("in-process", "llama_cpp.server"):
+        extra: dict[str, str] = {}
+        llm: ServerProcess | None = None
+        if mode == "llama_cpp.server":
+            lport = free_port()
+            llm = ServerProcess([py, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1",
+                                 "--port", str(lport), "--n_ctx", "2048"],
+                                f"http://127.0.0.1:{lport}/v1/models", tmp / "llm.log", env=env).__enter__()
+            extra = {"RAG_LLM_URL": f"http://127.0.0.1:{lport}/v1"}
+        port = free_port()
+        try:
+            with ServerProcess([py, "-m", "rag", "serve", "--port", str(port), "--data-dir", str(data)],
+                               f"http://127.0.0.1:{port}/readyz", tmp / "serve.log", env=env | extra, timeout=180):
+                url = f"http://127.0.0.1:{port}"
+                asyncio.run(_run(url, questions, 1, 3))  # warm-up
+                for n in clients:
+                    runs = [asyncio.run(_run(url, questions, n, 4)) for _ in range(repeats)]
+                    rows.append({"mode": mode, "clients": n,
+                                 "throughput_per_s": round(statistics.median(r["throughput"] for r in runs), 2),
+                                 "p50_ms": round(statistics.median(r["p50_ms"] for r in runs)),
+                                 "p95_ms": round(statistics.median(r["p95_ms"] for r in runs)),
+                                 "statuses": [r["statuses"] for r in runs]})
+                    print(json.dumps(rows[-1]), file=sys.stderr)
+        finally:
+            if llm is not None:
+                llm.stop()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ingest-size", type=int, default=1000, help="chunks really ingested (embedded + written)")
+    parser.add_argument("--base", type=int, default=1000, help="real chunks embedded for the larger indexes")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000],
+                        help="index sizes (chunks) for query latency")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-retrieval", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--json-out", type=Path)
+    args = parser.parse_args()
+    rng = random.Random(7)
+    result: dict[str, object] = {"retrieval": [], "throughput": []}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        if not args.skip_retrieval:
+            docs = corpus()
+            embedder = SentenceTransformerEmbedder(Settings().embed_model)
+            cport = free_port()
+            rows: list[dict[str, object]] = result["retrieval"]  # type: ignore[assignment]
+            with ServerProcess([str(Path(sys.executable).with_name("chroma")), "run", "--path", str(tmp / "chroma"),
+                                "--host", "127.0.0.1", "--port", str(cport)],
+                               f"http://127.0.0.1:{cport}/api/v2/heartbeat", tmp / "chroma.log"):
+                modes = (None, f"http://127.0.0.1:{cport}")
+                for url in modes:
+                    rows.append(bench_ingest(embedder, docs, args.ingest_size, url, args.repeats, rng))
+                    print(json.dumps(rows[-1]), file=sys.stderr)
+                base = [c.text for d in take(docs, args.base) for c in chunk_text(d.source, d.text, 600)]
+                base_vecs = embedder.embed(base)
+                qs = queries(docs, 50, rng)
+                for size in args.sizes:
+                    for url in modes:
+                        rows.append(bench_large(embedder, base, base_vecs, size, url, args.repeats, qs, rng))
+                        print(json.dumps(rows[-1]), file=sys.stderr)
+        if not args.skip_throughput:
+            result["throughput"] = bench_throughput(args.repeats, args.clients, tmp)
+    print(json.dumps(result, indent=2))
+    if args.json_out:
+        args.json_out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
