@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,17 +26,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+from bench.common import free_port, percentile  # noqa: E402
 
 
 async def _run(url: str, questions: list[str], clients: int, per_client: int) -> dict[str, object]:
@@ -57,8 +48,8 @@ async def _run(url: str, questions: list[str], clients: int, per_client: int) ->
         await asyncio.gather(*[one(http, n) for n in range(clients)])
     wall = time.perf_counter() - t0
     ok = statuses.get(200, 0)
-    return {"throughput": ok / wall, "p50_ms": _pct(latencies, 50) if latencies else 0.0,
-            "p95_ms": _pct(latencies, 95) if latencies else 0.0, "statuses": statuses, "wall_s": wall}
+    return {"throughput": ok / wall, "p50_ms": percentile(latencies, 50) if latencies else 0.0,
+            "p95_ms": percentile(latencies, 95) if latencies else 0.0, "statuses": statuses, "wall_s": wall}
 
 
 def main() -> None:
@@ -74,7 +65,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([*rag, "ingest", str(ROOT / "seeds"), "--data-dir", tmp, "--json"], env=env, check=True,
                        capture_output=True)
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         server = subprocess.Popen([*rag, "serve", "--port", str(port), "--data-dir", tmp], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -30,15 +30,11 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from bench.common import query_latency  # noqa: E402
 from rag.chunking import split_sentences  # noqa: E402
 from rag.engine import Rag  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.store import Record  # noqa: E402
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
 def synthetic_texts(n: int, rng: random.Random) -> list[str]:
@@ -81,23 +77,7 @@ def bench_queries(embedder, size: int, queries: list[str], repeats: int, rng: ra
         records = [Record(f"s{i}", t, {"source": f"synthetic/{i // 50}.txt", "start": 0, "end": len(t),
                                        "doc_hash": "x", "index": i}) for i, t in enumerate(texts)]
         engine.store.add(records, np.asarray(vecs, dtype=np.float32), [], np.zeros((0, embedder.dim), np.float32))
-        engine.search("warm up the index", 5)
-        p50s, p95s, refs = [], [], []
-        for _ in range(repeats):
-            lat, ref = [], []
-            for q in queries:
-                t0 = time.perf_counter()
-                embedder.embed([q])
-                ref.append((time.perf_counter() - t0) * 1000)
-                t0 = time.perf_counter()
-                engine.search(q, 5)
-                lat.append((time.perf_counter() - t0) * 1000)
-            p50s.append(statistics.median(lat))
-            p95s.append(pct(lat, 0.95))
-            refs.append(statistics.median(ref))
-        p50, ref50 = statistics.median(p50s), statistics.median(refs)
-        return {"chunks": size, "p50_ms": round(p50, 1), "p95_ms": round(statistics.median(p95s), 1),
-                "embed_only_p50_ms": round(ref50, 1), "ratio_to_embed": round(p50 / ref50, 2)}
+        return {"chunks": size} | query_latency(engine, embedder, queries, repeats, "warm up the index")
 
 
 def main() -> None:

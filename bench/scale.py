@@ -36,20 +36,16 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import free_port, query_latency  # noqa: E402
 from bench.load import _run  # noqa: E402
 from rag.chunking import chunk_text  # noqa: E402
 from rag.embeddings import SentenceTransformerEmbedder  # noqa: E402
 from rag.engine import Rag  # noqa: E402
 from rag.loaders import Document  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from tests.processes import ServerProcess, free_port  # noqa: E402
+from tests.processes import ServerProcess  # noqa: E402
 
 DOCS_GLOB = "/usr/share/doc/python3*/html/_sources"
-
-
-def pct(values: list[float], q: float) -> float:
-    v = sorted(values)
-    return v[min(len(v) - 1, int(q * (len(v) - 1) + 0.5))]
 
 
 def corpus() -> list[Document]:
@@ -78,26 +74,6 @@ def queries(docs: list[Document], n: int, rng: random.Random) -> list[str]:
     return [f"How does {h.rstrip('.:').lower()} work?" for h in rng.sample(heads, min(n, len(heads)))]
 
 
-def query_latency(engine: Rag, embedder, qs: list[str], repeats: int) -> dict[str, float]:
-    engine.search(qs[0], 5)  # builds the BM25 index once
-    p50s, p95s, refs = [], [], []
-    for _ in range(repeats):
-        lat, ref = [], []
-        for q in qs:
-            t0 = time.perf_counter()
-            embedder.embed([q])
-            ref.append((time.perf_counter() - t0) * 1000)
-            t0 = time.perf_counter()
-            engine.search(q, 5)
-            lat.append((time.perf_counter() - t0) * 1000)
-        p50s.append(statistics.median(lat))
-        p95s.append(pct(lat, 0.95))
-        refs.append(statistics.median(ref))
-    return {"query_p50_ms": round(statistics.median(p50s), 1), "query_p95_ms": round(statistics.median(p95s), 1),
-            "embed_only_p50_ms": round(statistics.median(refs), 1),
-            "query_ratio_to_embed": round(statistics.median(p50s) / statistics.median(refs), 2)}
-
-
 def bench_ingest(embedder, docs: list[Document], size: int, chroma_url: str | None, repeats: int,
                  rng: random.Random) -> dict[str, object]:
     """Real ingestion (chunking, embedding chunks and sentences, writing) of about ``size`` chunks."""
@@ -118,7 +94,7 @@ def bench_ingest(embedder, docs: list[Document], size: int, chroma_url: str | No
                "documents": len(picked), "texts_embedded": len(set(texts)), "ingest_s": round(ingest_s, 1),
                "ingest_chunks_per_s": round(report.chunks / ingest_s, 1),
                "ingest_ratio_to_embedding_alone": round(ingest_s / embed_s, 2)}
-        row |= query_latency(engine, embedder, queries(picked, 50, rng), repeats)
+        row |= {f"query_{k}": v for k, v in query_latency(engine, embedder, queries(picked, 50, rng), repeats).items()}
     return row
 
 
@@ -147,7 +123,7 @@ def bench_large(embedder, base_texts: list[str], base_vecs, size: int, chroma_ur
         write_s = time.perf_counter() - t0
         row = {"mode": "server" if chroma_url else "embedded", "index": "real + mixed", "chunks": size,
                "write_s": round(write_s, 1)}
-        row |= query_latency(engine, embedder, qs, repeats)
+        row |= {f"query_{k}": v for k, v in query_latency(engine, embedder, qs, repeats).items()}
     return row
 
 

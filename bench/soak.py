@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import free_port, percentile  # noqa: E402
 GROWTH_TARGET_PCT = 10.0
 TYPES = ("ask", "ask_stream", "chat", "chat_stream", "search", "list", "upload", "delete")
 # one round of a client's traffic: answers dominate, as they would in use
@@ -56,17 +58,6 @@ class Tally:
             self.latencies.append((t0 - self.started, kind, (time.monotonic() - t0) * 1000))
         if status is None or status >= 500:
             self.errors.append(f"{kind}: {status or error}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def rss_mb(pid: int) -> float | None:
@@ -154,10 +145,10 @@ def _per_minute(tally: Tally) -> list[dict[str, object]]:
     out = []
     for minute, rows in sorted(minutes.items()):
         all_ms = [ms for _, ms in rows]
-        by_type = {k: round(_pct([ms for kk, ms in rows if kk == k], 95), 1)
+        by_type = {k: round(percentile([ms for kk, ms in rows if kk == k], 95), 1)
                    for k in TYPES if any(kk == k for kk, _ in rows)}
-        out.append({"minute": minute + 1, "requests": len(rows), "p50_ms": round(_pct(all_ms, 50), 1),
-                    "p95_ms": round(_pct(all_ms, 95), 1), "p95_ms_by_type": by_type})
+        out.append({"minute": minute + 1, "requests": len(rows), "p50_ms": round(percentile(all_ms, 50), 1),
+                    "p95_ms": round(percentile(all_ms, 95), 1), "p95_ms_by_type": by_type})
     return out
 
 
@@ -175,7 +166,7 @@ def _memory(samples: list[tuple[float, float]], warmup_s: float) -> dict[str, ob
 
 
 def _start_server(data: str, log: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     with log.open("wb") as out:
         server = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port), "--data-dir", data],
                                   env=env, stdout=out, stderr=subprocess.STDOUT)

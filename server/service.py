@@ -62,6 +62,17 @@ class Service:
         finally:
             await events.aclose()
 
+    async def start_stream(self, question: str, top_k: int | None,
+                           history: Sequence[Turn] = ()) -> tuple[StreamEvent, AsyncIterator[StreamEvent]]:
+        """The first event and the rest: errors before the first event (busy, empty
+        index, ...) raise here, so they become plain JSON errors, not a stream."""
+        events = self.answer_events(question, top_k, history)
+        try:
+            return await anext(events), events
+        except BaseException:
+            await events.aclose()
+            raise
+
     async def answer(self, question: str, top_k: int | None, history: Sequence[Turn] = ()) -> AnswerEvent:
         final: AnswerEvent | None = None
         async for event in self.answer_events(question, top_k, history):

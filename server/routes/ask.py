@@ -51,11 +51,6 @@ async def ask(body: AskRequest, request: Request) -> object:
     if not body.stream:
         final = await svc.answer(question, body.top_k)
         return final.answer.to_dict()
-    events = svc.answer_events(question, body.top_k)
-    try:
-        first = await anext(events)  # errors before the first event are plain JSON errors
-    except BaseException:
-        await events.aclose()
-        raise
+    first, events = await svc.start_stream(question, body.top_k)
     return StreamingResponse(_events(first, events), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

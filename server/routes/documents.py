@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from rag.errors import InputError, InvalidSourceError
@@ -128,8 +129,6 @@ async def add_document(request: Request) -> object:
 @router.get("/v1/documents", response_model=DocumentList, responses=ERROR_RESPONSES)
 async def list_documents(request: Request) -> object:
     """Indexed sources with their chunk counts."""
-    from starlette.concurrency import run_in_threadpool
-
     rows = await run_in_threadpool(service(request).rag.ingestor.list_sources)
     return {"documents": [{"source": s, "chunks": n} for s, n in rows]}
 

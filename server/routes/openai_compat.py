@@ -108,11 +108,6 @@ async def chat_completions(body: ChatRequest, request: Request) -> object:
                 "choices": [{"index": 0, "finish_reason": "stop",
                              "message": {"role": "assistant", "content": a.answer, **_extras(a)}}],
                 "usage": _usage(a), **_extras(a)}
-    events = svc.answer_events(question, body.top_k, history)
-    try:
-        first = await anext(events)
-    except BaseException:
-        await events.aclose()
-        raise
+    first, events = await svc.start_stream(question, body.top_k, history)
     return StreamingResponse(_stream(cid, model, first, events), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache"})
