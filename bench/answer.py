@@ -6,9 +6,9 @@ Run: .venv/bin/python bench/answer.py [--repeats 3]
 For every dev question the pipeline runs end to end (retrieval, evidence
 selection, grammar-constrained generation, verification). Then, for the questions
 it answered with the model, a second llama.cpp instance (raw llama-cpp-python,
-same model, same threads, same grammar) answers the exact messages the pipeline
-sent. Reported: medians over repeats of p50 end-to-end and time to first token,
-and the ratio pipeline/raw (the pipeline's own overhead).
+same model, same ``Llama`` options, the same answer constraint) answers the exact
+messages the pipeline sent. Reported: medians over repeats of p50 end-to-end and
+time to first token, and the ratio pipeline/raw (the pipeline's own overhead).
 """
 
 from __future__ import annotations
@@ -29,19 +29,23 @@ sys.path.insert(0, str(ROOT))
 
 from rag.answer import build_messages  # noqa: E402
 from rag.engine import Rag  # noqa: E402
-from rag.generation import ANSWER_GRAMMAR  # noqa: E402
+from rag.generation import ANSWER_GRAMMAR, llama_options  # noqa: E402
+from rag.greedy_grammar import GreedyGrammar  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.types import AnswerEvent, TokenEvent  # noqa: E402
 
 
-def raw_call(llm, grammar, messages, max_tokens: int) -> tuple[float, float]:
+def raw_call(llm, messages, max_tokens: int) -> tuple[float, float]:
+    """ANSWER_GRAMMAR is applied as the pipeline's generator applies it."""
     t0 = time.perf_counter()
     ttft = None
+    grammar = GreedyGrammar(llm, ANSWER_GRAMMAR)
     for chunk in llm.create_chat_completion(messages, temperature=0.0, max_tokens=max_tokens, stream=True,
-                                            grammar=grammar):
+                                            logits_processor=grammar.processor()):
         if ttft is None and chunk["choices"][0]["delta"].get("content"):
             ttft = time.perf_counter() - t0
     total = time.perf_counter() - t0
+    grammar.close()
     return (ttft or total) * 1000, total * 1000
 
 
@@ -50,7 +54,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
-    from llama_cpp import Llama, LlamaGrammar
+    from llama_cpp import Llama
 
     questions = [json.loads(line)["question"] for line in (ROOT / "eval" / "dev.jsonl").read_text().splitlines()]
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,16 +62,15 @@ def main() -> None:
         engine = Rag(settings)
         engine.ingestor.ingest_paths([ROOT / "seeds"])
         engine.load()
-        raw = Llama(model_path=str(settings.model_path), n_ctx=settings.ctx, n_threads=settings.n_threads,
-                    n_gpu_layers=settings.n_gpu_layers, verbose=False)
-        grammar = LlamaGrammar.from_string(ANSWER_GRAMMAR, verbose=False)
+        raw = Llama(model_path=str(settings.model_path),
+                    **llama_options(settings.ctx, settings.n_threads, settings.n_gpu_layers))
         prompts = {}
         for q in questions:  # the exact messages the pipeline sends
             _, decision, _ = engine.pipeline.decide(q, settings.top_k)
             if decision.answerable:
                 prompts[q] = build_messages(q, decision.evidence)
         engine.ask(questions[0])
-        raw_call(raw, grammar, prompts[next(iter(prompts))], settings.max_answer_tokens)  # warm both
+        raw_call(raw, prompts[next(iter(prompts))], settings.max_answer_tokens)  # warm both
         runs = []
         for _ in range(args.repeats):
             pipe_total, pipe_ttft, pipe_total_llm, pipe_ttft_llm = [], [], [], []
@@ -88,7 +91,7 @@ def main() -> None:
                     pipe_ttft_llm.append(ttft)
             raw_total, raw_ttft = [], []
             for q, msgs in prompts.items():
-                ttft, total = raw_call(raw, grammar, msgs, settings.max_answer_tokens)
+                ttft, total = raw_call(raw, msgs, settings.max_answer_tokens)
                 raw_total.append(total)
                 raw_ttft.append(ttft)
             runs.append({

@@ -105,6 +105,18 @@ def _may_start_filler(text: str) -> bool:
     return any(f.split()[: len(ws)] == ws and len(ws) < len(f.split()) for f in _FILLER_STARTS)
 
 
+def _release(pending: str) -> str | None:
+    """The first text to stream from the held-back complete words ``pending``:
+    None while they may still grow into a filler, or are nothing but a filler
+    (so the first text streamed is always a word of the answer)."""
+    if _may_start_filler(pending):
+        return None
+    out = clean_draft(pending)
+    if not out:
+        return None
+    return out + (" " if pending.endswith((" ", "\n")) else "")
+
+
 def clean_draft(text: str) -> str:
     text = _FILLER.sub("", text.strip()).strip().strip('"“”')
     text = re.sub(r"\s+", " ", text)
@@ -213,14 +225,11 @@ class AnswerPipeline:
                     return
                 if held:
                     pending = "".join(streamed) + complete
-                    if _may_start_filler(pending):
-                        streamed[:] = [pending]
-                        continue
-                    streamed.clear()
-                    held = False
-                    out = clean_draft(pending) + (" " if pending.endswith((" ", "\n")) else "")
-                    streamed.append(out)
-                    yield out
+                    out = _release(pending)
+                    streamed[:] = [pending] if out is None else [out]
+                    if out is not None:
+                        held = False
+                        yield out
                     continue
                 streamed.append(complete)
                 yield complete

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from rag.errors import BackendError, ModelError
+from rag.greedy_grammar import GreedyGrammar
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,12 @@ root ::= first rest
 first ::= [^\[\]\n\r \t<>{}|]
 rest ::= [^\[\]\n\r<>{}|]*
 """
+
+
+def llama_options(n_ctx: int, n_threads: int, n_gpu_layers: int) -> dict[str, object]:
+    """Keyword arguments for ``llama_cpp.Llama``; bench/answer.py builds its raw
+    reference with the same ones."""
+    return {"n_ctx": n_ctx, "n_threads": n_threads, "n_gpu_layers": n_gpu_layers, "verbose": False}
 
 
 class Generator(Protocol):
@@ -35,7 +42,8 @@ class Generator(Protocol):
 class LlamaCppGenerator:
     """llama-cpp-python in process. ``Llama`` is not thread-safe: calls are
     serialised here. The KV cache keeps the longest common token prefix between
-    calls, so the fixed system prompt is evaluated once."""
+    calls, so the fixed system prompt is evaluated once. Grammars are checked on
+    the best tokens only (``rag.greedy_grammar``): decoding is greedy."""
 
     def __init__(self, model_path: Path, n_ctx: int = 2048, n_threads: int = 2, n_gpu_layers: int = 0) -> None:
         path = Path(model_path).expanduser()
@@ -43,27 +51,17 @@ class LlamaCppGenerator:
             raise ModelError(f"model file not found: {path} (fetch the default with 'python -m models.fetch', "
                              f"or pass --model / RAG_MODEL_PATH)")
         try:
-            from llama_cpp import Llama, LlamaGrammar
+            from llama_cpp import Llama
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ModelError(f"llama-cpp-python is not installed ({exc})") from exc
         try:
-            self._llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads,
-                              n_gpu_layers=n_gpu_layers, verbose=False)
+            self._llm = Llama(model_path=str(path), **llama_options(n_ctx, n_threads, n_gpu_layers))
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load model {path}: {exc}") from exc
-        self._grammar_cls = LlamaGrammar
-        self._grammars: dict[str, object] = {}
         self.name = path.name
         self.n_ctx = n_ctx
         self.lock = threading.Lock()
         self.tokens_generated = 0
-
-    def _grammar(self, text: str | None) -> object | None:
-        if not text:
-            return None
-        if text not in self._grammars:
-            self._grammars[text] = self._grammar_cls.from_string(text, verbose=False)
-        return self._grammars[text]
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
@@ -71,13 +69,19 @@ class LlamaCppGenerator:
     def stream(self, messages: list[dict[str, str]], max_tokens: int,
                grammar: str | None = None) -> Iterator[str]:
         with self.lock:
-            chunks = self._llm.create_chat_completion(messages, temperature=0.0, max_tokens=max_tokens,
-                                                      stream=True, grammar=self._grammar(grammar))
-            for chunk in chunks:
-                piece = chunk["choices"][0]["delta"].get("content")  # type: ignore[index]
-                if piece:
-                    self.tokens_generated += 1
-                    yield piece
+            constraint = GreedyGrammar(self._llm, grammar) if grammar else None
+            try:
+                chunks = self._llm.create_chat_completion(
+                    messages, temperature=0.0, max_tokens=max_tokens, stream=True,
+                    logits_processor=constraint.processor() if constraint else None)
+                for chunk in chunks:
+                    piece = chunk["choices"][0]["delta"].get("content")  # type: ignore[index]
+                    if piece:
+                        self.tokens_generated += 1
+                        yield piece
+            finally:
+                if constraint:
+                    constraint.close()
 
 
 class OpenAIServerGenerator:

@@ -54,9 +54,10 @@ def words(text: str) -> list[str]:
 def tokens(text: str) -> list[str]:
     """Lower-cased, stemmed content tokens (stopwords removed)."""
     out = []
+    lower = text.lower()
     for w in words(normalize(text)):
         w = w.replace("'", "")
-        if w.endswith("s") and w[:-1] + "'s" in text.lower():
+        if w.endswith("s") and w[:-1] + "'s" in lower:
             w = w[:-1]
         if w not in STOPWORDS and len(w) > 1 or w.isdigit():
             out.append(stem(w))
