@@ -226,10 +226,12 @@ class AnswerPipeline:
                 if held:
                     pending = "".join(streamed) + complete
                     out = _release(pending)
-                    streamed[:] = [pending] if out is None else [out]
-                    if out is not None:
-                        held = False
-                        yield out
+                    if out is None:
+                        streamed[:] = [pending]
+                        continue
+                    streamed[:] = [out]
+                    held = False
+                    yield out
                     continue
                 streamed.append(complete)
                 yield complete
