@@ -29,20 +29,21 @@ sys.path.insert(0, str(ROOT))
 
 from rag.answer import build_messages  # noqa: E402
 from rag.engine import Rag  # noqa: E402
-from rag.generation import ANSWER_GRAMMAR, llama_options  # noqa: E402
+from rag.generation import ANSWER_GRAMMAR, chat_prompt, llama_options  # noqa: E402
 from rag.greedy_grammar import GreedyGrammar  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.types import AnswerEvent, TokenEvent  # noqa: E402
 
 
 def raw_call(llm, messages, max_tokens: int) -> tuple[float, float]:
-    """ANSWER_GRAMMAR is applied as the pipeline's generator applies it."""
+    """The same prompt tokens (chat template and prefill), with ANSWER_GRAMMAR
+    applied as the pipeline's generator applies it."""
     t0 = time.perf_counter()
     ttft = None
     grammar = GreedyGrammar(llm, ANSWER_GRAMMAR)
-    for chunk in llm.create_chat_completion(messages, temperature=0.0, max_tokens=max_tokens, stream=True,
-                                            logits_processor=grammar.processor()):
-        if ttft is None and chunk["choices"][0]["delta"].get("content"):
+    for chunk in llm.create_completion(chat_prompt(llm, messages), temperature=0.0, max_tokens=max_tokens,
+                                       stream=True, logits_processor=grammar.processor()):
+        if ttft is None and chunk["choices"][0]["text"]:
             ttft = time.perf_counter() - t0
     total = time.perf_counter() - t0
     grammar.close()

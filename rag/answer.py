@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 ABSTAIN_TEXT = "The documents do not contain an answer to this question."
 SYSTEM_PROMPT = ("You answer questions from the evidence only. Reply with one short, complete sentence that "
                  "uses the words of the evidence. Do not add anything that is not in the evidence.")
+ANSWER_PREFILL = "The answer is:"
 # Lead-ins the model likes to write; cut from a draft, longest first.
 _FILLER_STARTS = ("the answer is", "answer", "according to the evidence", "based on the evidence",
                   "the evidence says that", "the evidence states that", "the evidence shows that",
@@ -100,21 +101,32 @@ def verify_draft(draft: str, evidence: str, question: str) -> bool:
 
 def _may_start_filler(text: str) -> bool:
     """True while ``text`` could still grow into a filler prefix that must be cut
-    (so only a first word like "The" or "According" is held back)."""
+    (so only a first word like "The" or "According" is held back). The last word
+    may still grow unless ``text`` ends with a space."""
     ws = [w.strip(":,").lower() for w in text.split()]
-    return any(f.split()[: len(ws)] == ws and len(ws) < len(f.split()) for f in _FILLER_STARTS)
+    if not ws:
+        return True
+    n = len(ws)
+    for filler in _FILLER_STARTS:
+        fw = filler.split()
+        if text[-1].isspace():
+            if fw[:n] == ws and n < len(fw):
+                return True
+        elif n <= len(fw) and fw[:n - 1] == ws[:-1] and fw[n - 1].startswith(ws[-1]):
+            return True
+    return False
 
 
 def _release(pending: str) -> str | None:
-    """The first text to stream from the held-back complete words ``pending``:
-    None while they may still grow into a filler, or are nothing but a filler
-    (so the first text streamed is always a word of the answer)."""
+    """The first text to stream from the reply so far, ``pending`` (its last word
+    may be incomplete): None while it may still grow into a filler, or is nothing
+    but a filler (so the first text streamed is always a word of the answer)."""
     if _may_start_filler(pending):
         return None
     out = clean_draft(pending)
     if not out:
         return None
-    return out + (" " if pending.endswith((" ", "\n")) else "")
+    return out + (" " if pending[-1].isspace() else "")
 
 
 def clean_draft(text: str) -> str:
@@ -126,9 +138,12 @@ def clean_draft(text: str) -> str:
 
 
 def build_messages(question: str, evidence: Sequence[Evidence]) -> list[dict[str, str]]:
+    """The system prompt, the evidence and question, and a prefill that starts the
+    reply at the answer itself (no lead-in to strip, so its first word can stream)."""
     ev = "\n".join(e.record.text for e in evidence)
     return [{"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": f"Evidence: {ev}\nQuestion: {question}"}]
+            {"role": "user", "content": f"Evidence: {ev}\nQuestion: {question}"},
+            {"role": "assistant", "content": ANSWER_PREFILL}]
 
 
 class AnswerPipeline:
@@ -204,48 +219,43 @@ class AnswerPipeline:
         yield AnswerEvent(Answer(q, text, False, citations, timings, self.model_name))
 
     def _draft(self, question: str, evidence: Sequence[Evidence], streamed: list[str]) -> Iterator[str]:
-        """Stream the model's words while each one is supported by the evidence;
-        stop at the first that is not (the caller then falls back)."""
+        """Stream the model's reply as it comes, once it cannot be a filler any
+        more; stop at the first complete word the evidence does not support (the
+        caller then falls back, and the consumer shows the final answer in place
+        of what was streamed)."""
         assert self._generator is not None
         gen = self._generator()
         allowed = set(tokens(" ".join(e.record.text for e in evidence))) | set(tokens(question))
-        buf = ""
+        reply = ""
+        buf = ""  # the last word, which may still grow
         held = True  # hold the first words back until a filler prefix can be stripped
         pieces = gen.stream(build_messages(question, evidence), self.max_tokens, ANSWER_GRAMMAR)
         try:
             for piece in pieces:
-                buf += piece
-                # complete words only (the last one may still grow)
-                parts = re.split(r"(\s+)", buf)
+                reply += piece
+                parts = re.split(r"(\s+)", buf + piece)
                 complete, buf = "".join(parts[:-1]), parts[-1]
-                if not complete:
-                    continue
+                if held:  # the words of a filler need no support: check what is left once it is cut
+                    out = _release(reply)
+                    if out is None:
+                        continue
+                    held = False
+                    complete = out[:len(out) - len(buf)]
+                else:
+                    out = piece
                 if not all(supported_word(w, allowed) for w in complete.split()):
                     streamed.clear()
                     return
-                if held:
-                    pending = "".join(streamed) + complete
-                    out = _release(pending)
-                    if out is None:
-                        streamed[:] = [pending]
-                        continue
-                    streamed[:] = [out]
-                    held = False
-                    yield out
-                    continue
-                streamed.append(complete)
-                yield complete
-            if buf and not all(supported_word(w, allowed) for w in buf.split()):
+                streamed.append(out)
+                yield out
+            last = clean_draft(reply) if held else buf
+            if not all(supported_word(w, allowed) for w in last.split()):
                 streamed.clear()
                 return
             if held:
-                out = clean_draft("".join(streamed) + buf)
-                streamed[:] = [out]
-                if out:
-                    yield out
-            elif buf:
-                streamed.append(buf)
-                yield buf
+                streamed[:] = [last]
+                if last:
+                    yield last
         finally:
             close = getattr(pieces, "close", None)
             if close:

@@ -7,17 +7,21 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rag.errors import BackendError, ModelError
 from rag.greedy_grammar import GreedyGrammar
 
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
 log = logging.getLogger(__name__)
 
 # Answers are plain prose: the model may not write brackets (markers are added by
-# the pipeline, so they can only name evidence that was shown) nor new lines.
+# the pipeline, so they can only name evidence that was shown) nor new lines. A
+# leading space is allowed: a reply that continues a prefill starts with one.
 ANSWER_GRAMMAR = r"""
-root ::= first rest
+root ::= " "? first rest
 first ::= [^\[\]\n\r \t<>{}|]
 rest ::= [^\[\]\n\r<>{}|]*
 """
@@ -29,13 +33,34 @@ def llama_options(n_ctx: int, n_threads: int, n_gpu_layers: int) -> dict[str, ob
     return {"n_ctx": n_ctx, "n_threads": n_threads, "n_gpu_layers": n_gpu_layers, "verbose": False}
 
 
+def chat_prompt(llm: "Llama", messages: list[dict[str, str]]) -> list[int] | None:
+    """The tokens of ``messages`` in the model's own chat template. A last
+    ``assistant`` message is a prefill: the reply continues its text. None when
+    the model file carries no chat template."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        return None
+    prefill = messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else ""
+    head = messages[:-1] if prefill else messages
+    vocab = llm._model
+    eos, bos = llm.token_eos(), llm.token_bos()
+    formatter = Jinja2ChatFormatter(template, vocab.token_get_text(eos) if eos != -1 else "",
+                                    vocab.token_get_text(bos) if bos != -1 else "")
+    result = formatter(messages=head)
+    return llm.tokenize((result.prompt + prefill).encode("utf-8"), add_bos=not result.added_special, special=True)
+
+
 class Generator(Protocol):
     name: str
     tokens_generated: int  # running total, for metrics
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int,
                grammar: str | None = None) -> Iterator[str]:
-        """Yield pieces of the reply as they are produced (temperature 0)."""
+        """Yield pieces of the reply as they are produced (temperature 0). A last
+        ``assistant`` message is a prefill the reply continues, where the backend
+        supports it."""
         ...
 
 
@@ -70,12 +95,20 @@ class LlamaCppGenerator:
                grammar: str | None = None) -> Iterator[str]:
         with self.lock:
             constraint = GreedyGrammar(self._llm, grammar) if grammar else None
+            processor = constraint.processor() if constraint else None
             try:
-                chunks = self._llm.create_chat_completion(
-                    messages, temperature=0.0, max_tokens=max_tokens, stream=True,
-                    logits_processor=constraint.processor() if constraint else None)
-                for chunk in chunks:
-                    piece = chunk["choices"][0]["delta"].get("content")  # type: ignore[index]
+                prompt = chat_prompt(self._llm, messages)
+                if prompt is None:  # no template in the file: llama-cpp-python's default chat format
+                    if messages and messages[-1]["role"] == "assistant":
+                        messages = messages[:-1]
+                    chunks = self._llm.create_chat_completion(messages, temperature=0.0, max_tokens=max_tokens,
+                                                              stream=True, logits_processor=processor)
+                    pieces = (c["choices"][0]["delta"].get("content") for c in chunks)  # type: ignore[index]
+                else:
+                    completion = self._llm.create_completion(prompt, temperature=0.0, max_tokens=max_tokens,
+                                                             stream=True, logits_processor=processor)
+                    pieces = (c["choices"][0]["text"] for c in completion)  # type: ignore[index]
+                for piece in pieces:
                     if piece:
                         self.tokens_generated += 1
                         yield piece
@@ -123,6 +156,10 @@ class OpenAIServerGenerator:
                grammar: str | None = None) -> Iterator[str]:
         import httpx
 
+        if messages and messages[-1]["role"] == "assistant":
+            # servers disagree on a last assistant message (llama-server continues it,
+            # others start a new turn after it): no prefill; fillers are cut on our side
+            messages = messages[:-1]
         body: dict[str, object] = {"model": self._model, "messages": messages, "temperature": 0.0,
                                    "max_tokens": max_tokens, "stream": True}
         if grammar:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -262,6 +263,9 @@ def test_only_a_possible_filler_prefix_is_held_back() -> None:
     assert _may_start_filler("The ") and _may_start_filler("The answer ")
     assert not _may_start_filler("The answer is: ")  # complete: it is cut, then streaming starts
     assert not _may_start_filler("Meta ") and not _may_start_filler("The US ")
+    # a word still growing: held while it may be the start of a filler word
+    assert _may_start_filler(" ") and _may_start_filler("Acc") and _may_start_filler("The answer is")
+    assert not _may_start_filler(" Nick") and not _may_start_filler("The comp")
 
 
 def test_the_first_text_streamed_is_an_answer_word() -> None:
@@ -271,3 +275,54 @@ def test_the_first_text_streamed_is_an_answer_word() -> None:
     assert _release("The answer is: ") is None  # only a filler so far: nothing to show, not " "
     assert _release("The answer is: Nick ") == "Nick "
     assert _release("Answer: ") is None and _release("Answer: Meta ") == "Meta "
+    assert _release(" Nick") == "Nick"  # after the prefill: streamed at once, without its space
+
+
+class ScriptedGenerator:
+    """Replies with fixed pieces (the pipeline's streaming logic, without a model)."""
+
+    name = "scripted"
+    tokens_generated = 0
+
+    def __init__(self, *pieces: str) -> None:
+        self.pieces = pieces
+        self.messages: list[dict[str, str]] = []
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int, grammar: str | None = None) -> Iterator[str]:
+        self.messages = messages
+        yield from self.pieces
+
+
+def _drafted(*pieces: str) -> tuple[list[str], list[str], ScriptedGenerator]:
+    from rag.answer import AnswerPipeline
+    from rag.evidence import Evidence
+    from rag.store import Record
+
+    gen = ScriptedGenerator(*pieces)
+    pipeline = AnswerPipeline(None, None, lambda: gen, "scripted")  # type: ignore[arg-type]
+    record = Record("s1", "Nick Clegg, Meta's president of global affairs, wrote the post.", {"source": "a.txt"})
+    streamed: list[str] = []
+    out = list(pipeline._draft("Who wrote the post?", [Evidence(record, 1.0, 1.0, 1.0, 1.0, 1.0)], streamed))
+    return out, streamed, gen
+
+
+def test_the_reply_streams_from_its_first_piece_after_the_prefill() -> None:
+    from rag.answer import ANSWER_PREFILL
+
+    out, streamed, gen = _drafted(" Nick", " Cl", "egg", " wrote", " the", " post", ".")
+    assert out == ["Nick", " Cl", "egg", " wrote", " the", " post", "."]
+    assert clean_draft("".join(streamed)) == "Nick Clegg wrote the post."
+    assert gen.messages[-1] == {"role": "assistant", "content": ANSWER_PREFILL}
+
+
+def test_a_filler_is_held_back_and_cut() -> None:
+    out, streamed, _ = _drafted("The", " answer", " is", ":", " Nick", " Clegg", ".")
+    assert out == ["Nick", " Clegg", "."]
+    out, _, _ = _drafted("The", " post", ".")
+    assert out == ["The post", "."]
+
+
+def test_an_unsupported_word_stops_the_draft() -> None:
+    out, streamed, _ = _drafted(" Nick", " Clegg", " resigned", " yesterday", ".")
+    assert streamed == []  # the caller falls back to the evidence itself
+    assert out == ["Nick", " Clegg", " resigned"]  # streamed until " yesterday" began: "resigned" is unsupported

@@ -38,12 +38,12 @@ def test_best_allowed_token_is_chosen(llm) -> None:
     try:
         rng = np.random.default_rng(0)
         scores = rng.normal(size=llm.n_vocab()).astype(np.float32)
-        the, space_the, bracket = _token(llm, "The"), _token(llm, " The"), _token(llm, "[")
-        scores[[bracket, space_the, the]] = [12.0, 11.0, 10.0]  # a reply may not start with "[" nor a space
-        assert grammar.choose(scores) == the == _reference(grammar, scores)
+        the, space_the, bracket, newline = (_token(llm, t) for t in ("The", " The", "[", "\n"))
+        scores[[bracket, newline, space_the, the]] = [13.0, 12.0, 11.0, 10.0]  # one leading space is allowed
+        assert grammar.choose(scores) == space_the == _reference(grammar, scores)
         out = grammar(np.array([1, 2, 3]), scores)
-        assert np.isfinite(out).sum() == 1 and out[the] == scores[the]
-        grammar(np.array([1, 2, 3, the]), scores)  # accepts "The"; later tokens may start with a space
+        assert np.isfinite(out).sum() == 1 and out[space_the] == scores[space_the]
+        grammar(np.array([1, 2, 3, space_the]), scores)  # accepts " The"; never a bracket nor a new line
         assert grammar.choose(scores) == space_the == _reference(grammar, scores)
     finally:
         grammar.close()
@@ -85,6 +85,23 @@ def test_replies_equal_the_gbnf_sampler(llm) -> None:
             assert reply(logits_processor=fast.processor()) == reply(grammar=gbnf)
         finally:
             fast.close()
+
+
+def test_chat_prompt_is_the_models_template_and_the_prefill(llm) -> None:
+    from rag.answer import ANSWER_PREFILL, SYSTEM_PROMPT
+    from rag.generation import chat_prompt
+
+    messages = [{"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": "Evidence: Nick Clegg leads global affairs at Meta.\nQuestion: Who is Clegg?"}]
+    plain = chat_prompt(llm, messages)
+    assert plain is not None
+    llm.reset()
+    via_chat = llm.create_chat_completion(messages, temperature=0.0, max_tokens=16)["choices"][0]["message"]["content"]
+    llm.reset()
+    assert llm.create_completion(plain, temperature=0.0, max_tokens=16)["choices"][0]["text"] == via_chat
+    prefilled = chat_prompt(llm, [*messages, {"role": "assistant", "content": ANSWER_PREFILL}])
+    assert prefilled[:len(plain)] == plain
+    assert llm.detokenize(prefilled[len(plain):]).decode() == ANSWER_PREFILL
 
 
 def test_an_invalid_grammar_is_an_error(llm) -> None:

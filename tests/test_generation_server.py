@@ -79,6 +79,13 @@ def test_a_configured_model_name_is_sent_as_is_and_no_grammar_means_none() -> No
     assert server.paths == ["/v1/chat/completions"]
 
 
+def test_a_prefill_is_not_sent() -> None:
+    server = FakeServer(streaming("Nick"))
+    gen = generator(server, model="m")
+    assert list(gen.stream([*MESSAGES, {"role": "assistant", "content": "The answer is:"}], 8)) == ["Nick"]
+    assert server.bodies[0]["messages"] == MESSAGES
+
+
 def test_a_server_that_lists_no_models_gets_a_default_name() -> None:
     gen = generator(FakeServer(streaming("ok"), models=httpx.Response(404, text="not found")))
     assert gen.name == "default"
