@@ -4,10 +4,13 @@ embedded and Chroma-server mode; and answer throughput with 1, 4 and 16 concurre
 clients, in-process llama.cpp versus ``python -m llama_cpp.server``.
 
 Ingestion is measured for real at ``--ingest-size`` chunks (every chunk and
-sentence embedded). Embedding 10k-100k chunks with their sentences takes hours on
-2 CPU cores, so query latency at ``--sizes`` uses an index of ``--base`` real
-chunks plus mixtures of two real chunks (text joined, vectors summed and
-normalised), written straight to the store.
+sentence embedded) into an empty index. Embedding 10k-100k chunks with their
+sentences takes hours on 2 CPU cores (and the corpus has about 20k chunks), so
+the indexes of ``--sizes`` chunks hold ``--base`` real chunks plus mixtures of
+two real chunks (text joined, vectors summed and normalised), written straight
+to the store; query latency is measured on them, then the real ingestion of
+another ``--ingest-size`` chunks of documents not yet in the index (ingestion
+throughput at that index size).
 
 Set-up: ``apt-get install python3.11-doc`` (``bash bench/setup`` does it).
 Run:    .venv/bin/python bench/scale.py [--sizes 1000 10000] [--repeats 3] [--json-out F]
@@ -99,9 +102,11 @@ def bench_ingest(embedder, docs: list[Document], size: int, chroma_url: str | No
 
 
 def bench_large(embedder, base_texts: list[str], base_vecs, size: int, chroma_url: str | None, repeats: int,
-                qs: list[str], rng: random.Random) -> dict[str, object]:
-    """Query latency at ``size`` chunks without embedding them all (hours on 2 cores): the
-    real chunks plus mixtures of two real chunks (text and normalised vector)."""
+                qs: list[str], more: list[Document], rng: random.Random) -> dict[str, object]:
+    """At ``size`` chunks, without embedding them all (hours on 2 cores; the corpus
+    has about 20k chunks): the real chunks plus mixtures of two real chunks (text
+    and normalised vector). Query latency, then real ingestion of the documents
+    ``more`` into that index (ingestion throughput at that size)."""
     import numpy as np
 
     from rag.store import Record
@@ -124,6 +129,11 @@ def bench_large(embedder, base_texts: list[str], base_vecs, size: int, chroma_ur
         row = {"mode": "server" if chroma_url else "embedded", "index": "real + mixed", "chunks": size,
                "write_s": round(write_s, 1)}
         row |= {f"query_{k}": v for k, v in query_latency(engine, embedder, qs, repeats).items()}
+        t0 = time.perf_counter()
+        added = engine.ingestor.ingest_documents(more).chunks - size  # the report counts the whole index
+        append_s = time.perf_counter() - t0
+        row |= {"append_chunks": added, "append_s": round(append_s, 1),
+                "append_chunks_per_s": round(added / append_s, 1)}
     return row
 
 
@@ -172,7 +182,7 @@ def main() -> None:
     parser.add_argument("--ingest-size", type=int, default=1000, help="chunks really ingested (embedded + written)")
     parser.add_argument("--base", type=int, default=1000, help="real chunks embedded for the larger indexes")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000],
-                        help="index sizes (chunks) for query latency")
+                        help="index sizes (chunks) for query latency and ingestion at that size")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-retrieval", action="store_true")
@@ -195,12 +205,14 @@ def main() -> None:
                 for url in modes:
                     rows.append(bench_ingest(embedder, docs, args.ingest_size, url, args.repeats, rng))
                     print(json.dumps(rows[-1]), file=sys.stderr)
-                base = [c.text for d in take(docs, args.base) for c in chunk_text(d.source, d.text, 600)]
+                base_docs = take(docs, args.base)
+                base = [c.text for d in base_docs for c in chunk_text(d.source, d.text, 600)]
                 base_vecs = embedder.embed(base)
+                more = take(docs[len(base_docs):], args.ingest_size)  # documents not in the index yet
                 qs = queries(docs, 50, rng)
                 for size in args.sizes:
                     for url in modes:
-                        rows.append(bench_large(embedder, base, base_vecs, size, url, args.repeats, qs, rng))
+                        rows.append(bench_large(embedder, base, base_vecs, size, url, args.repeats, qs, more, rng))
                         print(json.dumps(rows[-1]), file=sys.stderr)
         if not args.skip_throughput:
             result["throughput"] = bench_throughput(args.repeats, args.clients, tmp)
