@@ -29,19 +29,19 @@ sys.path.insert(0, str(ROOT))
 
 from rag.answer import build_messages  # noqa: E402
 from rag.engine import Rag  # noqa: E402
-from rag.generation import ANSWER_GRAMMAR, chat_prompt, llama_options  # noqa: E402
+from rag.generation import ANSWER_GRAMMAR, ChatTemplate, llama_options  # noqa: E402
 from rag.greedy_grammar import GreedyGrammar  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.types import AnswerEvent, TokenEvent  # noqa: E402
 
 
-def raw_call(llm, messages, max_tokens: int) -> tuple[float, float]:
+def raw_call(llm, template: ChatTemplate, messages, max_tokens: int) -> tuple[float, float]:
     """The same prompt tokens (chat template and prefill), with ANSWER_GRAMMAR
     applied as the pipeline's generator applies it."""
     t0 = time.perf_counter()
     ttft = None
     grammar = GreedyGrammar(llm, ANSWER_GRAMMAR)
-    for chunk in llm.create_completion(chat_prompt(llm, messages), temperature=0.0, max_tokens=max_tokens,
+    for chunk in llm.create_completion(template.tokens(messages), temperature=0.0, max_tokens=max_tokens,
                                        stream=True, logits_processor=grammar.processor()):
         if ttft is None and chunk["choices"][0]["text"]:
             ttft = time.perf_counter() - t0
@@ -65,13 +65,14 @@ def main() -> None:
         engine.load()
         raw = Llama(model_path=str(settings.model_path),
                     **llama_options(settings.ctx, settings.n_threads, settings.n_gpu_layers))
+        template = ChatTemplate(raw)
         prompts = {}
         for q in questions:  # the exact messages the pipeline sends
             _, decision, _ = engine.pipeline.decide(q, settings.top_k)
             if decision.answerable:
                 prompts[q] = build_messages(q, decision.evidence)
         engine.ask(questions[0])
-        raw_call(raw, prompts[next(iter(prompts))], settings.max_answer_tokens)  # warm both
+        raw_call(raw, template, prompts[next(iter(prompts))], settings.max_answer_tokens)  # warm both
         runs = []
         for _ in range(args.repeats):
             pipe_total, pipe_ttft, pipe_total_llm, pipe_ttft_llm = [], [], [], []
@@ -92,7 +93,7 @@ def main() -> None:
                     pipe_ttft_llm.append(ttft)
             raw_total, raw_ttft = [], []
             for q, msgs in prompts.items():
-                ttft, total = raw_call(raw, msgs, settings.max_answer_tokens)
+                ttft, total = raw_call(raw, template, msgs, settings.max_answer_tokens)
                 raw_total.append(total)
                 raw_ttft.append(ttft)
             runs.append({

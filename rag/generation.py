@@ -33,23 +33,36 @@ def llama_options(n_ctx: int, n_threads: int, n_gpu_layers: int) -> dict[str, ob
     return {"n_ctx": n_ctx, "n_threads": n_threads, "n_gpu_layers": n_gpu_layers, "verbose": False}
 
 
-def chat_prompt(llm: "Llama", messages: list[dict[str, str]]) -> list[int] | None:
-    """The tokens of ``messages`` in the model's own chat template. A last
-    ``assistant`` message is a prefill: the reply continues its text. None when
-    the model file carries no chat template."""
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+def split_prefill(messages: list[dict[str, str]]) -> tuple[list[dict[str, str]], str]:
+    """The messages before a last ``assistant`` message, and that message's text:
+    a prefill the reply continues ("" when the last message is not the assistant's)."""
+    if messages and messages[-1]["role"] == "assistant":
+        return messages[:-1], messages[-1]["content"]
+    return messages, ""
 
-    template = llm.metadata.get("tokenizer.chat_template")
-    if not template:
-        return None
-    prefill = messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else ""
-    head = messages[:-1] if prefill else messages
-    vocab = llm._model
-    eos, bos = llm.token_eos(), llm.token_bos()
-    formatter = Jinja2ChatFormatter(template, vocab.token_get_text(eos) if eos != -1 else "",
-                                    vocab.token_get_text(bos) if bos != -1 else "")
-    result = formatter(messages=head)
-    return llm.tokenize((result.prompt + prefill).encode("utf-8"), add_bos=not result.added_special, special=True)
+
+class ChatTemplate:
+    """The model's own chat template (from the GGUF file), compiled once."""
+
+    def __init__(self, llm: "Llama") -> None:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self._llm = llm
+        template = llm.metadata.get("tokenizer.chat_template")
+        eos, bos = llm.token_eos(), llm.token_bos()
+        self._formatter = Jinja2ChatFormatter(
+            template, llm._model.token_get_text(eos) if eos != -1 else "",
+            llm._model.token_get_text(bos) if bos != -1 else "") if template else None
+
+    def tokens(self, messages: list[dict[str, str]]) -> list[int] | None:
+        """The tokens of ``messages``; a last ``assistant`` message is a prefill
+        (``split_prefill``). None when the model file carries no chat template."""
+        if self._formatter is None:
+            return None
+        head, prefill = split_prefill(messages)
+        result = self._formatter(messages=head)
+        return self._llm.tokenize((result.prompt + prefill).encode("utf-8"), add_bos=not result.added_special,
+                                  special=True)
 
 
 class Generator(Protocol):
@@ -83,6 +96,7 @@ class LlamaCppGenerator:
             self._llm = Llama(model_path=str(path), **llama_options(n_ctx, n_threads, n_gpu_layers))
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load model {path}: {exc}") from exc
+        self._template = ChatTemplate(self._llm)
         self.name = path.name
         self.n_ctx = n_ctx
         self.lock = threading.Lock()
@@ -97,11 +111,10 @@ class LlamaCppGenerator:
             constraint = GreedyGrammar(self._llm, grammar) if grammar else None
             processor = constraint.processor() if constraint else None
             try:
-                prompt = chat_prompt(self._llm, messages)
+                prompt = self._template.tokens(messages)
                 if prompt is None:  # no template in the file: llama-cpp-python's default chat format
-                    if messages and messages[-1]["role"] == "assistant":
-                        messages = messages[:-1]
-                    chunks = self._llm.create_chat_completion(messages, temperature=0.0, max_tokens=max_tokens,
+                    head, _ = split_prefill(messages)
+                    chunks = self._llm.create_chat_completion(head, temperature=0.0, max_tokens=max_tokens,
                                                               stream=True, logits_processor=processor)
                     pieces = (c["choices"][0]["delta"].get("content") for c in chunks)  # type: ignore[index]
                 else:
@@ -156,10 +169,9 @@ class OpenAIServerGenerator:
                grammar: str | None = None) -> Iterator[str]:
         import httpx
 
-        if messages and messages[-1]["role"] == "assistant":
-            # servers disagree on a last assistant message (llama-server continues it,
-            # others start a new turn after it): no prefill; fillers are cut on our side
-            messages = messages[:-1]
+        # servers disagree on a last assistant message (llama-server continues it,
+        # others start a new turn after it): no prefill; fillers are cut on our side
+        messages, _ = split_prefill(messages)
         body: dict[str, object] = {"model": self._model, "messages": messages, "temperature": 0.0,
                                    "max_tokens": max_tokens, "stream": True}
         if grammar:

@@ -87,19 +87,20 @@ def test_replies_equal_the_gbnf_sampler(llm) -> None:
             fast.close()
 
 
-def test_chat_prompt_is_the_models_template_and_the_prefill(llm) -> None:
+def test_chat_template_tokens_are_the_models_template_and_the_prefill(llm) -> None:
     from rag.answer import ANSWER_PREFILL, SYSTEM_PROMPT
-    from rag.generation import chat_prompt
+    from rag.generation import ChatTemplate
 
     messages = [{"role": "system", "content": SYSTEM_PROMPT},
                 {"role": "user", "content": "Evidence: Nick Clegg leads global affairs at Meta.\nQuestion: Who is Clegg?"}]
-    plain = chat_prompt(llm, messages)
+    template = ChatTemplate(llm)
+    plain = template.tokens(messages)
     assert plain is not None
     llm.reset()
     via_chat = llm.create_chat_completion(messages, temperature=0.0, max_tokens=16)["choices"][0]["message"]["content"]
     llm.reset()
     assert llm.create_completion(plain, temperature=0.0, max_tokens=16)["choices"][0]["text"] == via_chat
-    prefilled = chat_prompt(llm, [*messages, {"role": "assistant", "content": ANSWER_PREFILL}])
+    prefilled = template.tokens([*messages, {"role": "assistant", "content": ANSWER_PREFILL}])
     assert prefilled[:len(plain)] == plain
     assert llm.detokenize(prefilled[len(plain):]).decode() == ANSWER_PREFILL
 
