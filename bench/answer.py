@@ -40,13 +40,12 @@ def raw_call(llm, template: ChatTemplate, messages, max_tokens: int) -> tuple[fl
     applied as the pipeline's generator applies it."""
     t0 = time.perf_counter()
     ttft = None
-    grammar = GreedyGrammar(llm, ANSWER_GRAMMAR)
-    for chunk in llm.create_completion(template.tokens(messages), temperature=0.0, max_tokens=max_tokens,
-                                       stream=True, logits_processor=grammar.processor()):
-        if ttft is None and chunk["choices"][0]["text"]:
-            ttft = time.perf_counter() - t0
+    with GreedyGrammar(llm, ANSWER_GRAMMAR) as grammar:
+        for chunk in llm.create_completion(template.tokens(messages), temperature=0.0, max_tokens=max_tokens,
+                                           stream=True, logits_processor=grammar.processor()):
+            if ttft is None and chunk["choices"][0]["text"]:
+                ttft = time.perf_counter() - t0
     total = time.perf_counter() - t0
-    grammar.close()
     return (ttft or total) * 1000, total * 1000
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -107,27 +108,22 @@ class LlamaCppGenerator:
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int,
                grammar: str | None = None) -> Iterator[str]:
-        with self.lock:
-            constraint = GreedyGrammar(self._llm, grammar) if grammar else None
+        with self.lock, (GreedyGrammar(self._llm, grammar) if grammar else nullcontext()) as constraint:
             processor = constraint.processor() if constraint else None
-            try:
-                prompt = self._template.tokens(messages)
-                if prompt is None:  # no template in the file: llama-cpp-python's default chat format
-                    head, _ = split_prefill(messages)
-                    chunks = self._llm.create_chat_completion(head, temperature=0.0, max_tokens=max_tokens,
-                                                              stream=True, logits_processor=processor)
-                    pieces = (c["choices"][0]["delta"].get("content") for c in chunks)  # type: ignore[index]
-                else:
-                    completion = self._llm.create_completion(prompt, temperature=0.0, max_tokens=max_tokens,
-                                                             stream=True, logits_processor=processor)
-                    pieces = (c["choices"][0]["text"] for c in completion)  # type: ignore[index]
-                for piece in pieces:
-                    if piece:
-                        self.tokens_generated += 1
-                        yield piece
-            finally:
-                if constraint:
-                    constraint.close()
+            prompt = self._template.tokens(messages)
+            if prompt is None:  # no template in the file: llama-cpp-python's default chat format
+                head, _ = split_prefill(messages)
+                chunks = self._llm.create_chat_completion(head, temperature=0.0, max_tokens=max_tokens,
+                                                          stream=True, logits_processor=processor)
+                pieces = (c["choices"][0]["delta"].get("content") for c in chunks)  # type: ignore[index]
+            else:
+                completion = self._llm.create_completion(prompt, temperature=0.0, max_tokens=max_tokens,
+                                                         stream=True, logits_processor=processor)
+                pieces = (c["choices"][0]["text"] for c in completion)  # type: ignore[index]
+            for piece in pieces:
+                if piece:
+                    self.tokens_generated += 1
+                    yield piece
 
 
 class OpenAIServerGenerator:

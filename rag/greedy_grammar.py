@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 class GreedyGrammar:
     """One reply's grammar state, as a llama-cpp-python logits processor: each
     call accepts the token chosen at the previous step, then leaves only the best
-    allowed token with a finite score. Call ``close`` when the reply ends."""
+    allowed token with a finite score. Use it as a context manager (or call
+    ``close``) so the llama.cpp sampler is freed when the reply ends."""
 
     def __init__(self, llm: "Llama", grammar: str, root: str = "root", top: int = 16) -> None:
         import llama_cpp
@@ -78,6 +79,12 @@ class GreedyGrammar:
         from llama_cpp import LogitsProcessorList
 
         return LogitsProcessorList([self])
+
+    def __enter__(self) -> "GreedyGrammar":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def close(self) -> None:
         if self._sampler:
