@@ -34,8 +34,7 @@ def _reference(grammar: GreedyGrammar, scores: np.ndarray) -> int:
 
 
 def test_best_allowed_token_is_chosen(llm) -> None:
-    grammar = GreedyGrammar(llm, ANSWER_GRAMMAR)
-    try:
+    with GreedyGrammar(llm, ANSWER_GRAMMAR) as grammar:
         rng = np.random.default_rng(0)
         scores = rng.normal(size=llm.n_vocab()).astype(np.float32)
         the, space_the, bracket, newline = (_token(llm, t) for t in ("The", " The", "[", "\n"))
@@ -45,20 +44,15 @@ def test_best_allowed_token_is_chosen(llm) -> None:
         assert np.isfinite(out).sum() == 1 and out[space_the] == scores[space_the]
         grammar(np.array([1, 2, 3, space_the]), scores)  # accepts " The"; never a bracket nor a new line
         assert grammar.choose(scores) == space_the == _reference(grammar, scores)
-    finally:
-        grammar.close()
 
 
 def test_whole_vocabulary_is_searched_when_the_best_tokens_are_all_rejected(llm) -> None:
-    grammar = GreedyGrammar(llm, ANSWER_GRAMMAR, top=4)
-    try:
+    with GreedyGrammar(llm, ANSWER_GRAMMAR, top=4) as grammar:
         scores = np.zeros(llm.n_vocab(), dtype=np.float32)
         banned = [_token(llm, t) for t in ("[", "]", "{", "}", "<", ">")]
         scores[banned] = 5.0
         scores[_token(llm, "Meta")] = 1.0
         assert grammar.choose(scores) == _token(llm, "Meta") == _reference(grammar, scores)
-    finally:
-        grammar.close()
 
 
 def test_replies_equal_the_gbnf_sampler(llm) -> None:
@@ -80,11 +74,8 @@ def test_replies_equal_the_gbnf_sampler(llm) -> None:
             out = llm.create_chat_completion(messages, temperature=0.0, max_tokens=32, **constraint)
             return out["choices"][0]["message"]["content"]
 
-        fast = GreedyGrammar(llm, ANSWER_GRAMMAR)
-        try:
+        with GreedyGrammar(llm, ANSWER_GRAMMAR) as fast:
             assert reply(logits_processor=fast.processor()) == reply(grammar=gbnf)
-        finally:
-            fast.close()
 
 
 def test_chat_template_tokens_are_the_models_template_and_the_prefill(llm) -> None:
