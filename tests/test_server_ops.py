@@ -3,15 +3,16 @@ time limits, client disconnects, and ``rag serve`` as a real process."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -30,10 +31,10 @@ def server_with(seeded_dir: Path, embedder, seeded_engine):
     """Start a server over the seeds with some settings changed."""
     started: list[LiveServer] = []
 
-    def start(**overrides: object) -> str:
+    def start(generator: object = None, **overrides: object) -> str:
         settings = Settings(data_dir=seeded_dir, **overrides)
         engine = Rag(settings, embedder=embedder)
-        engine.__dict__["generator"] = seeded_engine.generator  # share the loaded model
+        engine.__dict__["generator"] = generator or seeded_engine.generator  # share the loaded model
         server = LiveServer(create_app(settings, engine=engine)).__enter__()
         started.append(server)
         return server.url
@@ -107,19 +108,39 @@ def test_oversized_bodies_get_413(server_with) -> None:
     assert r.status_code == 413
 
 
-def test_full_queue_answers_503_with_retry_after(server_with) -> None:
-    url = server_with(max_queue=0)
+class HeldGenerator:
+    """The real generator, but each answer waits until the test lets it go."""
 
-    async def burst() -> list[httpx.Response]:
-        async with httpx.AsyncClient(timeout=60) as client:
-            return await asyncio.gather(*[client.post(f"{url}/v1/ask", json={"question": QUESTION})
-                                          for _ in range(6)])
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.go = threading.Event()
 
-    responses = asyncio.run(burst())
-    codes = sorted(r.status_code for r in responses)
-    assert set(codes) <= {200, 503} and 200 in codes and 503 in codes, codes
-    busy = next(r for r in responses if r.status_code == 503)
-    assert busy.json()["error"]["type"] == "busy" and int(busy.headers["retry-after"]) >= 1
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def stream(self, *args: object, **kwargs: object) -> Iterator[str]:
+        if not self.go.wait(60):
+            raise AssertionError("the test never released the held answer")
+        yield from self.inner.stream(*args, **kwargs)
+
+
+def test_full_queue_answers_503_with_retry_after(server_with, seeded_engine) -> None:
+    held = HeldGenerator(seeded_engine.generator)
+    url = server_with(generator=held, max_queue=0)
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(httpx.post, f"{url}/v1/ask", json={"question": QUESTION}, timeout=60)
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{url}/readyz").json()["queue"]["active"] < 1:  # the first answer holds the slot
+            assert time.monotonic() < deadline and not first.done(), "the first answer never took the slot"
+            time.sleep(0.02)
+        busy = [httpx.post(f"{url}/v1/ask", json={"question": QUESTION}, timeout=30) for _ in range(3)]
+        held.go.set()
+        assert first.result().status_code == 200 and "Clegg" in first.result().json()["answer"]
+    for r in busy:
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["type"] == "busy" and int(r.headers["retry-after"]) >= 1
+    after = httpx.post(f"{url}/v1/ask", json={"question": QUESTION}, timeout=60)  # the slot was given back
+    assert after.status_code == 200
 
 
 def test_request_time_limit_gives_504(server_with) -> None:
