@@ -168,9 +168,9 @@ class AnswerPipeline:
     def decide(self, question: str, k: int, history: Sequence[Turn] = ()) -> tuple[str, Decision, float]:
         q = prepare_question(question, self.max_question_chars)
         t0 = time.perf_counter()
-        if self.retriever.store.count() == 0:
-            raise IndexEmptyError("the index is empty: add documents first with 'rag ingest PATH'")
         result = self.retriever.search(retrieval_query(q, history), k, per_ranker=2)
+        if not result.hits and self.retriever.store.count() == 0:  # counted only when nothing was found
+            raise IndexEmptyError("the index is empty: add documents first with 'rag ingest PATH'")
         decision = self.selector.decide(result)
         return q, decision, (time.perf_counter() - t0) * 1000
 

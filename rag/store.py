@@ -177,10 +177,8 @@ class ChromaStore:
                 for i, d, m in zip(res["ids"], res["documents"], res["metadatas"])]
 
     def _query(self, coll: Any, vector: np.ndarray, n: int) -> list[tuple[Record, float]]:
-        total = coll.count()
-        if total == 0:
-            return []
-        res = coll.query(query_embeddings=[vector.tolist()], n_results=min(n, total),
+        # Chroma returns fewer than n (none for an empty collection) without an error
+        res = coll.query(query_embeddings=[vector.tolist()], n_results=n,
                          include=["documents", "metadatas", "distances"])
         return [(Record(i, d or "", dict(m or {})), 1.0 - float(dist)) for i, d, m, dist in
                 zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -26,6 +27,7 @@ def normalize(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
+@functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A deliberately light suffix stripper: plural and verb endings, so that
     "named"/"name", "owning"/"own", "announced"/"announces" meet."""
@@ -53,6 +55,11 @@ def words(text: str) -> list[str]:
 
 def tokens(text: str) -> list[str]:
     """Lower-cased, stemmed content tokens (stopwords removed)."""
+    return list(_tokens(text))
+
+
+@functools.lru_cache(maxsize=8192)  # the same evidence sentences are scored again and again
+def _tokens(text: str) -> tuple[str, ...]:
     out = []
     lower = text.lower()
     for w in words(normalize(text)):
@@ -61,4 +68,4 @@ def tokens(text: str) -> list[str]:
             w = w[:-1]
         if w not in STOPWORDS and len(w) > 1 or w.isdigit():
             out.append(stem(w))
-    return out
+    return tuple(out)
