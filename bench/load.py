@@ -3,8 +3,8 @@
 Run: .venv/bin/python bench/load.py [--clients 16] [--questions 4] [--repeats 3]
 
 Starts ``rag serve`` as its own process on a free loopback port over a fresh index
-of ``seeds/``, then per repeat: a reference of one client asking the questions one
-after another, and the load of N clients asking M questions each at once.
+of ``seeds/``, then per repeat: a reference of one client asking the N x M
+questions one after another, and the load of N clients asking M of them each, at once.
 Reported (medians over repeats): throughput in answers per second, latency p50/p95
 as the clients saw it (queue wait included), status counts, and the ratio of
 throughput under load to the single-client reference.
@@ -31,14 +31,17 @@ sys.path.insert(0, str(ROOT))
 from bench.common import free_port, percentile  # noqa: E402
 
 
-async def _run(url: str, questions: list[str], clients: int, per_client: int) -> dict[str, object]:
+async def _run(url: str, questions: list[str], clients: int, total: int) -> dict[str, object]:
+    """``total`` answers (the questions in order, round and round) asked by
+    ``clients`` clients at once, each asking its share one after another: runs
+    with the same ``total`` ask the same questions whatever ``clients`` is."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
 
     async def one(http: httpx.AsyncClient, n: int) -> None:
-        for i in range(per_client):
+        for j in range(n, total, clients):
             t0 = time.perf_counter()
-            r = await http.post(f"{url}/v1/ask", json={"question": questions[(n * per_client + i) % len(questions)]})
+            r = await http.post(f"{url}/v1/ask", json={"question": questions[j % len(questions)]})
             statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
             if r.status_code == 200:
                 latencies.append((time.perf_counter() - t0) * 1000)
@@ -83,8 +86,9 @@ def main() -> None:
             asyncio.run(_run(url, questions, 1, 3))  # warm-up
             refs, loads = [], []
             for i in range(args.repeats):
-                refs.append(asyncio.run(_run(url, questions, 1, args.questions * 2)))
-                loads.append(asyncio.run(_run(url, questions, args.clients, args.questions)))
+                total = args.clients * args.questions  # the reference asks the same questions
+                refs.append(asyncio.run(_run(url, questions, 1, total)))
+                loads.append(asyncio.run(_run(url, questions, args.clients, total)))
                 print(f"repeat {i + 1}: 1 client {refs[-1]['throughput']:.2f}/s, "
                       f"{args.clients} clients {loads[-1]['throughput']:.2f}/s "
                       f"p95 {loads[-1]['p95_ms']:.0f} ms statuses {loads[-1]['statuses']}", file=sys.stderr)

@@ -1,7 +1,9 @@
 """Scale benchmark: ingestion and query latency on a real corpus nobody here wrote
 (the Python documentation's reST sources from Debian's ``python3.11-doc``), in
 embedded and Chroma-server mode; and answer throughput with 1, 4 and 16 concurrent
-clients, in-process llama.cpp versus ``python -m llama_cpp.server``.
+clients, in-process llama.cpp versus ``python -m llama_cpp.server`` and, when it has
+been built (``bash bench/build-llama-server``), llama.cpp's ``llama-server`` with
+parallel slots (continuous batching).
 
 Ingestion is measured for real at ``--ingest-size`` chunks (every chunk and
 sentence embedded) into an empty index. Embedding 10k-100k chunks with their
@@ -137,7 +139,11 @@ def bench_large(embedder, base_texts: list[str], base_vecs, size: int, chroma_ur
     return row
 
 
-def bench_throughput(repeats: int, clients: list[int], tmp: Path) -> list[dict[str, object]]:
+LLAMA_SERVER = ROOT / "bench" / ".llama-server" / "build" / "bin" / "llama-server"  # bash bench/build-llama-server
+
+
+def bench_throughput(repeats: int, clients: list[int], tmp: Path, llama_server: Path | None,
+                     slots: int) -> list[dict[str, object]]:
     questions = [json.loads(ln)["question"] for ln in (ROOT / "eval" / "dev.jsonl").read_text().splitlines()]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")} | {"HF_HUB_OFFLINE": "1"}
     py = sys.executable
@@ -147,24 +153,33 @@ def bench_throughput(repeats: int, clients: list[int], tmp: Path) -> list[dict[s
     subprocess.run([py, "-m", "rag", "ingest", str(ROOT / "seeds"), "--data-dir", str(data), "--json"],
                    env=env, check=True, capture_output=True)
     rows = []
-    model = str(Settings().model_path)
-    for mode in ("in-process", "llama_cpp.server"):
+    settings = Settings()
+    model = str(settings.model_path)
+    modes = ["in-process", "llama_cpp.server"] + ([f"llama-server x{slots}"] if llama_server else [])
+    for mode in modes:
         extra: dict[str, str] = {}
         llm: ServerProcess | None = None
+        lport = free_port()
         if mode == "llama_cpp.server":
-            lport = free_port()
-            llm = ServerProcess([py, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1",
-                                 "--port", str(lport), "--n_ctx", "2048"],
-                                f"http://127.0.0.1:{lport}/v1/models", tmp / "llm.log", env=env).__enter__()
-            extra = {"RAG_LLM_URL": f"http://127.0.0.1:{lport}/v1"}
+            command = [py, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1",
+                       "--port", str(lport), "--n_ctx", "2048"]
+        elif mode.startswith("llama-server"):  # continuous batching over `slots` parallel slots
+            command = [str(llama_server), "-m", model, "--host", "127.0.0.1", "--port", str(lport),
+                       "-c", str(2048 * slots), "--parallel", str(slots), "-t", str(settings.n_threads)]
+            extra["RAG_LLM_CONCURRENCY"] = str(slots)
+        if mode != "in-process":
+            llm = ServerProcess(command, f"http://127.0.0.1:{lport}/v1/models", tmp / "llm.log", env=env,
+                                timeout=180).__enter__()
+            extra["RAG_LLM_URL"] = f"http://127.0.0.1:{lport}/v1"
         port = free_port()
         try:
             with ServerProcess([py, "-m", "rag", "serve", "--port", str(port), "--data-dir", str(data)],
                                f"http://127.0.0.1:{port}/readyz", tmp / "serve.log", env=env | extra, timeout=180):
                 url = f"http://127.0.0.1:{port}"
                 asyncio.run(_run(url, questions, 1, 3))  # warm-up
+                total = 4 * max(clients)  # every row asks the same questions
                 for n in clients:
-                    runs = [asyncio.run(_run(url, questions, n, 4)) for _ in range(repeats)]
+                    runs = [asyncio.run(_run(url, questions, n, total)) for _ in range(repeats)]
                     rows.append({"mode": mode, "clients": n,
                                  "throughput_per_s": round(statistics.median(r["throughput"] for r in runs), 2),
                                  "p50_ms": round(statistics.median(r["p50_ms"] for r in runs)),
@@ -185,6 +200,10 @@ def main() -> None:
                         help="index sizes (chunks) for query latency and ingestion at that size")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--llama-server", type=Path, default=LLAMA_SERVER if LLAMA_SERVER.is_file() else None,
+                        help="llama.cpp's llama-server binary, for a third throughput mode "
+                             "[default: the one bash bench/build-llama-server builds, if built]")
+    parser.add_argument("--slots", type=int, default=4, help="llama-server's parallel slots")
     parser.add_argument("--skip-retrieval", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--json-out", type=Path)
@@ -215,7 +234,7 @@ def main() -> None:
                         rows.append(bench_large(embedder, base, base_vecs, size, url, args.repeats, qs, more, rng))
                         print(json.dumps(rows[-1]), file=sys.stderr)
         if not args.skip_throughput:
-            result["throughput"] = bench_throughput(args.repeats, args.clients, tmp)
+            result["throughput"] = bench_throughput(args.repeats, args.clients, tmp, args.llama_server, args.slots)
     print(json.dumps(result, indent=2))
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=2))
