@@ -5,8 +5,8 @@ On 2 CPU cores a short question takes about 4 ms this way instead of about
 10 ms through torch, and it sits before the first token of every answer. The
 export is cached on disk (``RAG_CACHE_DIR``), keyed by the model's files and
 the torch version, and checked against the torch model every time it is
-loaded; if anything fails, the caller keeps the torch path (batches, such as
-ingestion, always use torch)."""
+loaded (a cached file that fails is made again); if a fresh export fails too,
+the caller keeps the torch path (batches, such as ingestion, always use torch)."""
 
 from __future__ import annotations
 
@@ -51,42 +51,57 @@ def _preprocess(model: Any, text: str) -> dict[str, Any]:
 
 def load(model: Any, model_dir: Path, cache_dir: Path | None) -> OnnxQueryEncoder | None:
     """The ONNX path for ``model``, or None (logged) when it cannot be had or
-    does not give the torch model's vectors."""
+    does not give the torch model's vectors. A cached export that fails to load
+    or to match is made again."""
     try:
-        import onnxruntime as ort
         import torch
 
         names = [k for k, v in _preprocess(model, PROBES[0]).items() if isinstance(v, torch.Tensor)]
         path = cache_dir / f"query-{_key(model_dir, names)}.onnx" if cache_dir else None
         if path is not None and path.is_file():
-            source: str | bytes = str(path)
-        else:
-            source = _export(model, names)
-            if path is not None:
-                try:
-                    _write_atomically(path, source)
-                except OSError as exc:
-                    log.info("cannot cache the embedder's ONNX export in %s: %s", cache_dir, exc)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, torch.get_num_threads())
-        options.log_severity_level = 3
-        # idle ONNX threads must not spin: llama.cpp needs the cores right after
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-        encoder = OnnxQueryEncoder(model, session, names)
-        expected = model.encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True,
-                                show_progress_bar=False)
-        got = np.vstack([encoder(p) for p in PROBES])
-        error = float(np.abs(got - expected).max())
+            try:
+                error, encoder = _checked(model, str(path), names)
+            except Exception as exc:  # noqa: BLE001 - a damaged file: export again
+                error, encoder = float("inf"), None
+                log.info("the cached ONNX export %s cannot be loaded (%s)", path, exc)
+            if error <= TOLERANCE:
+                return encoder
+            log.info("exporting the embedder to ONNX again: the cached export does not match")
+        data = _export(model, names)
+        error, encoder = _checked(model, data, names)
         if error > TOLERANCE:
             log.warning("the ONNX export of the embedder differs from torch by %.2g; embedding questions "
                         "with torch", error)
             return None
+        if path is not None:
+            try:
+                _write_atomically(path, data)
+            except OSError as exc:
+                log.info("cannot cache the embedder's ONNX export in %s: %s", cache_dir, exc)
         return encoder
     except Exception as exc:  # noqa: BLE001 - any failure only costs speed
         log.warning("embedding questions with torch: the ONNX path is not available (%s: %s)",
                     type(exc).__name__, exc)
         return None
+
+
+def _checked(model: Any, source: str | bytes, names: list[str]) -> tuple[float, OnnxQueryEncoder]:
+    """An encoder on ``source`` (a file or the model's bytes), and its largest
+    difference from the torch model on the probe texts."""
+    import onnxruntime as ort
+    import torch
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, torch.get_num_threads())
+    options.log_severity_level = 3
+    # idle ONNX threads must not spin: llama.cpp needs the cores right after
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    encoder = OnnxQueryEncoder(model, session, names)
+    expected = model.encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True,
+                            show_progress_bar=False)
+    got = np.vstack([encoder(p) for p in PROBES])
+    return float(np.abs(got - expected).max()), encoder
 
 
 def _key(model_dir: Path, names: list[str]) -> str:
