@@ -34,7 +34,7 @@ from rag.engine import Rag  # noqa: E402
 from rag.generation import ANSWER_GRAMMAR, ChatTemplate, llama_options  # noqa: E402
 from rag.greedy_grammar import GreedyGrammar  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from rag.types import AnswerEvent, TokenEvent  # noqa: E402
+from rag.types import TokenEvent  # noqa: E402
 
 
 def raw_call(llm, template: ChatTemplate, messages, max_tokens: int,

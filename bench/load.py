@@ -85,8 +85,8 @@ def main() -> None:
                 time.sleep(0.3)
             asyncio.run(_run(url, questions, 1, 3))  # warm-up
             refs, loads = [], []
+            total = args.clients * args.questions  # the reference asks the same questions
             for i in range(args.repeats):
-                total = args.clients * args.questions  # the reference asks the same questions
                 refs.append(asyncio.run(_run(url, questions, 1, total)))
                 loads.append(asyncio.run(_run(url, questions, args.clients, total)))
                 print(f"repeat {i + 1}: 1 client {refs[-1]['throughput']:.2f}/s, "

