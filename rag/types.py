@@ -15,6 +15,8 @@ class Citation:
     end: int
     text: str
     score: float
+    section: str = ""  # heading path of the passage ("" where the format has no headings)
+    page: int | None = None  # 1-based page of the passage's start (PDF), else None
 
 
 @dataclass

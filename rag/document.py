@@ -1,0 +1,58 @@
+"""The parsed document: its text plus the structure a parser found in it.
+
+A parser (``rag.parsers``) turns a file into a ``Document``: ``text`` is what every
+chunk, sentence and citation offset refers to (``text[start:end] == span``), and
+``blocks`` say what each stretch of it is. Blocks are in order, do not overlap,
+and lie inside ``text``; text between blocks (separators) belongs to none.
+
+Block kinds:
+
+* ``heading``: a heading line (never evidence; it names the section of what follows);
+* ``text``: prose; line breaks inside it are soft (not sentence ends);
+* ``term``: a definition-list term, e.g. an API signature; it is kept with the
+  first sentence of the block that follows it;
+* ``item``: one list item (prose);
+* ``code``: a code block, kept whole (cut at line ends only when too long);
+* ``table``: a table, kept whole (cut at row ends only when too long);
+* ``meta``: metadata shown with the text (e.g. "Added in: v20.17.0"), prose.
+
+A document with no blocks is plain prose: blank lines separate paragraphs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+BLOCK_KINDS = frozenset({"heading", "text", "term", "item", "code", "table", "meta"})
+PROSE_KINDS = frozenset({"text", "item", "meta"})
+
+
+@dataclass(frozen=True)
+class Block:
+    start: int
+    end: int
+    kind: str
+    section: str = ""  # heading path, outermost first: "functools > functools.lru_cache"
+    page: int | None = None  # 1-based page (PDF), None where the format has no pages
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str
+    text: str
+    blocks: tuple[Block, ...] = field(default=(), compare=False)
+    # page_starts[i] = offset in text where page i + 1 begins (PDF only)
+    page_starts: tuple[int, ...] = field(default=(), compare=False)
+
+    def page_of(self, offset: int) -> int | None:
+        """The 1-based page holding ``offset`` (None without pages)."""
+        if not self.page_starts:
+            return None
+        lo, hi = 0, len(self.page_starts) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.page_starts[mid] <= offset:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo + 1
