@@ -1,7 +1,12 @@
-"""Sentence splitting and chunking with exact character offsets.
+"""Evidence units and chunks with exact character offsets.
 
-Every ``Span`` satisfies ``source_text[span.start:span.end] == span.text``: chunks
-are runs of whole sentences, and sentences never straddle chunk boundaries.
+A parsed ``Document`` (``rag.document``) is cut into *units*: the sentences of its
+prose blocks, each heading, each code block or table whole (cut at line ends only
+past ``_MAX_SENTENCE``), and a definition term joined to the first unit after it
+(so an API signature travels with its description). Chunks are runs of whole
+units of about ``target_chars`` characters; a heading starts a new one.
+
+Every ``Span`` and ``Chunk`` satisfies ``document.text[start:end] == text``.
 """
 
 from __future__ import annotations
@@ -9,6 +14,9 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+
+from rag.document import Block, Document
+from rag.parsers.text import parse_text
 
 # Words after which a period does not end a sentence.
 _ABBREVIATIONS = {
@@ -26,6 +34,9 @@ class Span:
     start: int
     end: int
     text: str
+    kind: str = "text"  # the block kind it comes from: text, item, meta, code, table (term: joined)
+    section: str = ""
+    page: int | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,8 @@ class Chunk:
     end: int
     text: str
     sentences: tuple[Span, ...] = field(default_factory=tuple)
+    section: str = ""
+    page: int | None = None
 
 
 _NEVER_FINAL = {"mr", "mrs", "ms", "dr", "prof", "sr", "st", "gen", "col", "lt", "sgt", "capt", "gov",
@@ -95,22 +108,28 @@ def _split_long(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 
 def split_sentences(text: str) -> list[Span]:
-    """Split ``text`` into sentences with offsets (paragraph breaks always split)."""
+    """Split ``text`` into sentences with offsets (every line break splits)."""
     spans: list[Span] = []
     for para in re.finditer(r"[^\n]+", text):
-        p_start, p_end = para.span()
-        cursor = p_start
-        for m in _BOUNDARY.finditer(text, p_start, p_end):
-            end = m.end()
-            dot = m.start()
-            if m.group().startswith(".") and len(m.group().rstrip("\"'”’)]")) == 1 \
-                    and not _period_ends_sentence(text, dot, end):
-                continue
-            if not _next_starts_sentence(text, end):
-                continue
-            spans += _trimmed(text, cursor, end)
-            cursor = end
-        spans += _trimmed(text, cursor, p_end)
+        spans += prose_sentences(text, *para.span())
+    return spans
+
+
+def prose_sentences(text: str, start: int, end: int) -> list[Span]:
+    """The sentences of ``text[start:end]``; line breaks inside are whitespace."""
+    spans: list[Span] = []
+    cursor = start
+    for m in _BOUNDARY.finditer(text, start, end):
+        stop = m.end()
+        dot = m.start()
+        if m.group().startswith(".") and len(m.group().rstrip("\"'”’)]")) == 1 \
+                and not _period_ends_sentence(text, dot, stop):
+            continue
+        if not _next_starts_sentence(text, stop):
+            continue
+        spans += _trimmed(text, cursor, stop)
+        cursor = stop
+    spans += _trimmed(text, cursor, end)
     return spans
 
 
@@ -129,9 +148,69 @@ def chunk_id(source: str, start: int, text: str) -> str:
     return digest[:24]
 
 
-def chunk_text(source: str, text: str, target_chars: int = 600) -> list[Chunk]:
-    """Pack whole sentences into chunks of about ``target_chars`` characters."""
-    sentences = split_sentences(text)
+def _line_units(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """A code block or table whole, or cut at line ends into pieces of at most _MAX_SENTENCE."""
+    out: list[tuple[int, int]] = []
+    while end - start > _MAX_SENTENCE:
+        cut = text.rfind("\n", start, start + _MAX_SENTENCE)
+        if cut <= start:
+            out += _split_long(text, start, start + _MAX_SENTENCE)
+            cut = start + _MAX_SENTENCE
+        else:
+            out.append((start, cut))
+        start = cut
+        while start < end and text[start].isspace():
+            start += 1
+    if start < end:
+        out.append((start, end))
+    return [(s, e) for s, e in out if text[s:e].strip()]
+
+
+def document_units(doc: Document) -> list[Span]:
+    """The units of ``doc`` in order (headings as units of kind ``heading``)."""
+    text = doc.text
+    blocks = doc.blocks or parse_text(text, doc.source).blocks
+    units: list[Span] = []
+    term: Block | None = None
+
+    def flush_term() -> None:
+        nonlocal term
+        if term is not None:
+            units.extend(_spans(doc, [(term.start, term.end)], term))
+            term = None
+
+    for block in blocks:
+        if block.kind == "heading":
+            flush_term()
+            units.append(Span(block.start, block.end, text[block.start:block.end], "heading",
+                              block.section, block.page))
+            continue
+        if block.kind == "term":
+            flush_term()  # two terms in a row: the first stands alone
+            term = block
+            continue
+        if block.kind in ("code", "table"):
+            pieces = _line_units(text, block.start, block.end)
+        else:
+            pieces = [(sp.start, sp.end) for sp in prose_sentences(text, block.start, block.end)]
+        if term is not None and pieces and pieces[0][1] - term.start <= _MAX_SENTENCE:
+            pieces[0] = (term.start, pieces[0][1])
+            term = None
+        flush_term()
+        units += _spans(doc, pieces, block)
+    flush_term()
+    return units
+
+
+def _spans(doc: Document, pieces: list[tuple[int, int]], block: Block) -> list[Span]:
+    return [Span(s, e, doc.text[s:e], block.kind, block.section, doc.page_of(s) or block.page)
+            for s, e in pieces]
+
+
+def chunk_document(doc: Document, target_chars: int = 600) -> list[Chunk]:
+    """Pack whole units into chunks of about ``target_chars`` characters; a heading
+    starts a new chunk (so a chunk never runs across a heading)."""
+    text = doc.text
     chunks: list[Chunk] = []
     group: list[Span] = []
 
@@ -140,13 +219,21 @@ def chunk_text(source: str, text: str, target_chars: int = 600) -> list[Chunk]:
             return
         start, end = group[0].start, group[-1].end
         body = text[start:end]
-        chunks.append(Chunk(id=chunk_id(source, start, body), source=source, index=len(chunks),
-                            start=start, end=end, text=body, sentences=tuple(group)))
+        chunks.append(Chunk(id=chunk_id(doc.source, start, body), source=doc.source, index=len(chunks),
+                            start=start, end=end, text=body, sentences=tuple(group),
+                            section=group[-1].section, page=group[0].page))
         group.clear()
 
-    for sent in sentences:
-        if group and sent.end - group[0].start > target_chars:
+    for unit in document_units(doc):
+        if unit.kind == "heading" and not all(u.kind == "heading" for u in group):
             flush()
-        group.append(sent)
+        elif group and unit.end - group[0].start > target_chars:
+            flush()
+        group.append(unit)
     flush()
     return chunks
+
+
+def chunk_text(source: str, text: str, target_chars: int = 600) -> list[Chunk]:
+    """Chunks of plain text (``rag.parsers.text`` finds its paragraphs and headings)."""
+    return chunk_document(parse_text(text, source), target_chars)

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.chunking import chunk_text
+from rag.chunking import chunk_document
 from rag.embeddings import Embedder
 from rag.errors import InvalidSourceError, NotFoundError
-from rag.loaders import Document, load_paths
+from rag.document import Document
+from rag.loaders import load_paths
 from rag.store import Record, SourceState, VectorStore
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,21 @@ class IngestReport:
         return asdict(self)
 
 
+# Bumped whenever parsing or chunking changes what a document's records are, so
+# that re-ingesting an unchanged file rewrites records made by older code.
+RECORDS_VERSION = "2"
+
+
 def doc_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{RECORDS_VERSION}\x00{text}".encode("utf-8")).hexdigest()
+
+
+def _where(section: str, page: int | None) -> dict[str, object]:
+    """Metadata naming where a record is (Chroma metadata values cannot be None)."""
+    out: dict[str, object] = {"section": section}
+    if page is not None:
+        out["page"] = page
+    return out
 
 
 def validate_source(source: str) -> str:
@@ -65,13 +79,15 @@ def validate_source(source: str) -> str:
 def build_records(doc: Document, target_chars: int) -> tuple[list[Record], list[Record]]:
     h = doc_hash(doc.text)
     chunks, sentences = [], []
-    for chunk in chunk_text(doc.source, doc.text, target_chars):
+    for chunk in chunk_document(doc, target_chars):
         chunks.append(Record(chunk.id, chunk.text, {"source": doc.source, "start": chunk.start,
-                                                    "end": chunk.end, "doc_hash": h, "index": chunk.index}))
+                                                    "end": chunk.end, "doc_hash": h, "index": chunk.index,
+                                                    **_where(chunk.section, chunk.page)}))
         for j, sent in enumerate(chunk.sentences):
             sentences.append(Record(f"{chunk.id}:{j}", sent.text,
                                     {"source": doc.source, "start": sent.start, "end": sent.end,
-                                     "doc_hash": h, "chunk_id": chunk.id, "index": j}))
+                                     "doc_hash": h, "chunk_id": chunk.id, "index": j, "kind": sent.kind,
+                                     **_where(sent.section, sent.page)}))
     return chunks, sentences
 
 
@@ -122,12 +138,12 @@ class Ingestor:
 
         batches = [([r for _, c, _ in b for r in c], [r for _, _, s in b for r in s], [src for src, _, _ in b])
                    for b in _batches(todo, self.batch_records)]
-        total = sum(len(_distinct(c + s)) for c, s, _ in batches)
+        total = sum(len(_distinct(c, s)) for c, s, _ in batches)
         done = 0
         for chunks, sentences, sources in batches:
             chunk_vecs, sent_vecs = self._embed(chunks, sentences, done, total, progress)
             self._commit(sources, chunks, chunk_vecs, sentences, sent_vecs)
-            done += len(_distinct(chunks + sentences))
+            done += len(_distinct(chunks, sentences))
         if removed:
             self.store.delete_sources(removed)
             self.on_change()
@@ -137,8 +153,8 @@ class Ingestor:
     def _embed(self, chunks: list[Record], sentences: list[Record], done: int, total: int,
                progress: Progress | None) -> tuple[np.ndarray, np.ndarray]:
         """Embed every record's text once (a one-sentence chunk and its sentence share a vector)."""
-        texts = [r.text for r in chunks] + [r.text for r in sentences]
-        unique = _distinct(chunks + sentences)
+        texts = [r.indexed_text for r in chunks] + [r.text for r in sentences]
+        unique = _distinct(chunks, sentences)
         parts: list[np.ndarray] = []
         step = 64
         for i in range(0, len(unique), step):
@@ -185,8 +201,9 @@ class Ingestor:
         return sorted((s, st.chunks) for s, st in self.store.source_state().items() if st.chunks)
 
 
-def _distinct(records: list[Record]) -> list[str]:
-    return list(dict.fromkeys(r.text for r in records))
+def _distinct(chunks: list[Record], sentences: list[Record]) -> list[str]:
+    """The distinct texts to embed: chunks under their sections, sentences as they are."""
+    return list(dict.fromkeys([r.indexed_text for r in chunks] + [r.text for r in sentences]))
 
 
 def _complete(state: SourceState, h: str, chunks: list[Record], sentences: list[Record]) -> bool:

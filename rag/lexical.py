@@ -28,7 +28,7 @@ class LexicalIndex:
         logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import
 
         self.records = list(records)
-        corpus = [tokens(r.text) for r in self.records]
+        corpus = [tokens(r.indexed_text) for r in self.records]
         self.df: Counter[str] = Counter()
         for toks in corpus:
             self.df.update(set(toks))

@@ -1,32 +1,28 @@
-"""Read files into plain text documents.
+"""Read files into parsed documents (``rag.document.Document``).
 
-Supported: ``.txt``, ``.md``, ``.html``/``.htm`` (visible text extracted), ``.pdf``
-(text extracted with pypdf). A document's ``text`` is what chunks and citation
-offsets refer to (for HTML and PDF that is the extracted text).
+Supported: ``.txt`` (``rag.parsers.text``), ``.md``/``.markdown``
+(``rag.parsers.markdown``), ``.html``/``.htm`` (``rag.parsers.html``) and ``.pdf``
+(``rag.parsers.pdf``). A document's ``text`` is what chunks and citation offsets
+refer to: the file itself for plain text, the extracted text for the others.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 
+from rag.document import Document
 from rag.errors import IngestError, InputError
+from rag.parsers.text import parse_text
 
 log = logging.getLogger(__name__)
 
-TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
+MARKDOWN_SUFFIXES = {".md", ".markdown"}
+TEXT_SUFFIXES = {".txt"} | MARKDOWN_SUFFIXES
 HTML_SUFFIXES = {".html", ".htm"}
 PDF_SUFFIXES = {".pdf"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES
-
-
-@dataclass(frozen=True)
-class Document:
-    source: str
-    text: str
 
 
 @dataclass
@@ -34,43 +30,6 @@ class LoadResult:
     documents: list[Document] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-
-
-class _TextExtractor(HTMLParser):
-    _SKIP = {"script", "style", "noscript", "template", "svg", "head"}
-    _BLOCK = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table",
-              "section", "article", "header", "footer", "blockquote", "pre", "dd", "dt", "title", "main",
-              "nav", "aside", "figure", "figcaption", "hr"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip_depth = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self._skip_depth += 1
-        elif tag in self._BLOCK:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self._skip_depth = max(0, self._skip_depth - 1)
-        elif tag in self._BLOCK:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip_depth:
-            self.parts.append(data)
-
-
-def html_to_text(html: str) -> str:
-    parser = _TextExtractor()
-    parser.feed(html)
-    parser.close()
-    text = "".join(parser.parts)
-    lines = [re.sub(r"[ \t\r\f\v\u00a0]+", " ", line).strip() for line in text.split("\n")]
-    return "\n".join(line for line in lines if line)
 
 
 def decode_bytes(raw: bytes, name: str, warnings: list[str]) -> str:
@@ -83,43 +42,43 @@ def decode_bytes(raw: bytes, name: str, warnings: list[str]) -> str:
         return raw.decode("utf-8", errors="replace")
 
 
-def _pdf_text(path: Path) -> str:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
-    try:
-        reader = PdfReader(str(path))
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
-    except (PdfReadError, ValueError, OSError) as exc:
-        raise IngestError(f"{path}: cannot read PDF ({exc})") from exc
-    return "\n\n".join(p for p in pages if p)
-
-
-def text_from_bytes(raw: bytes, name: str, warnings: list[str]) -> str:
-    """Extracted text of an uploaded or read file, chosen by the name's suffix."""
+def parse_document(raw: bytes, name: str, warnings: list[str], source: str | None = None) -> Document:
+    """The parsed document of a file's bytes, by the suffix of ``name``."""
+    source = source or name
     suffix = Path(name).suffix.lower()
     if suffix in PDF_SUFFIXES:
-        raise IngestError(f"{name}: PDF must be read from a file path")
-    text = decode_bytes(raw, name, warnings)
+        from rag.parsers.pdf import parse_pdf
+
+        return parse_pdf(raw, source)
+    return parse_string(decode_bytes(raw, name, warnings), source, suffix)
+
+
+def parse_string(text: str, source: str, suffix: str | None = None) -> Document:
+    """The parsed document of a text, by ``suffix`` (default: the source's)."""
+    suffix = (suffix if suffix is not None else Path(source).suffix).lower()
     if suffix in HTML_SUFFIXES:
-        text = html_to_text(text)
-    return text
+        from rag.parsers.html import parse_html
+
+        return parse_html(text, source)
+    if suffix in MARKDOWN_SUFFIXES:
+        from rag.parsers.markdown import parse_markdown
+
+        return parse_markdown(text, source)
+    return parse_text(text, source)
 
 
-def read_file(path: Path, source: str, warnings: list[str]) -> str:
+def read_file(path: Path, source: str, warnings: list[str]) -> Document:
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise IngestError(f"{path}: unsupported file type {suffix or '(none)'}; "
                           f"supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}")
     try:
-        if suffix in PDF_SUFFIXES:
-            return _pdf_text(path)
         raw = path.read_bytes()
     except PermissionError as exc:
         raise IngestError(f"{path}: not readable ({exc.strerror})") from exc
     except OSError as exc:
         raise IngestError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    return text_from_bytes(raw, source, warnings)
+    return parse_document(raw, path.name, warnings, source)
 
 
 def _iter_files(root: Path) -> list[Path]:
@@ -149,9 +108,9 @@ def load_paths(paths: list[Path]) -> LoadResult:
                     continue  # the same file named twice
                 raise InputError(f"two files map to the same source name {source!r}: {seen[source]} and {path}")
             seen[source] = path
-            text = read_file(path, source, result.warnings)
-            if not text.strip():
+            doc = read_file(path, source, result.warnings)
+            if not doc.text.strip():
                 result.warnings.append(f"{path}: empty, skipped")
                 continue
-            result.documents.append(Document(source=source, text=text))
+            result.documents.append(doc)
     return result

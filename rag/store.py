@@ -51,6 +51,21 @@ class Record:
     def end(self) -> int:
         return int(self.metadata["end"])
 
+    @property
+    def section(self) -> str:
+        return str(self.metadata.get("section", ""))
+
+    @property
+    def page(self) -> int | None:
+        page = self.metadata.get("page")
+        return int(page) if page is not None else None
+
+    @property
+    def indexed_text(self) -> str:
+        """What retrieval embeds and indexes: the text under its section path, so
+        a passage deep in a section is still found by the section's words."""
+        return f"{self.section}:\n{self.text}" if self.section else self.text
+
 
 @dataclass(frozen=True)
 class SourceState:

@@ -83,13 +83,40 @@ def test_list_remove_and_search_json(run: Any, docs: Path, tmp_path: Path) -> No
     assert obj["query"] == "When does the ferry leave?"
     assert [r["source"] for r in obj["results"]] == ["sub/b.md"]
     assert set(obj["results"][0]) == {"source", "chunk_id", "start", "end", "text", "score"}
-    assert obj["results"][0]["text"] == (docs / "sub" / "b.md").read_text()[obj["results"][0]["start"]:
-                                                                            obj["results"][0]["end"]]
+    from rag.loaders import parse_string  # offsets refer to the rendered Markdown text
+
+    rendered = parse_string((docs / "sub" / "b.md").read_text(), "sub/b.md").text
+    assert obj["results"][0]["text"] == rendered[obj["results"][0]["start"]:obj["results"][0]["end"]]
 
     code, out, _ = run("remove", "sub/b.md", "--json", "--data-dir", data)
     assert code == 0 and json.loads(out) == {"removed": "sub/b.md", "chunks": 1}
     code, out, _ = run("list", "--json", "--data-dir", data)
     assert json.loads(out) == {"documents": [{"source": "a.txt", "chunks": 1}]}
+
+
+def test_ask_json_citations_say_where_the_passage_is(run: Any, docs: Path, tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    run("ingest", str(docs / "a.txt"), "--json", "--data-dir", data)
+    code, out, err = run("ask", "When was the lighthouse built?", "--no-llm", "--json", "--data-dir", data)
+    assert code == 0, err
+    obj = json.loads(out)
+    assert obj["abstained"] is False and obj["citations"]
+    for c in obj["citations"]:
+        assert set(c) == {"marker", "source", "chunk_id", "start", "end", "text", "score", "section", "page"}
+        assert (c["source"], c["section"], c["page"]) == ("a.txt", "", None)  # plain text: no headings, no pages
+    assert '"section": "", "page": null' in out
+
+
+def test_ask_prints_each_source_after_the_answer(run: Any, docs: Path, tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    run("ingest", str(docs / "a.txt"), "--json", "--data-dir", data)
+    code, out, err = run("ask", "When was the lighthouse built?", "--no-llm", "--data-dir", data)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "1852" in lines[0] and "[1]" in lines[0]
+    assert lines[1] == "sources:"
+    assert lines[2] == "  [1] a.txt"  # the file name only: a .txt has no page or section, offsets are not shown
+    assert "The lighthouse on the cape was built in 1852." in lines[3]
 
 
 @pytest.mark.parametrize(("case", "expected_code", "phrase"), [

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag.chunking import chunk_text
 from rag.engine import Rag
 from rag.errors import IngestError, InputError, InvalidSourceError, NotFoundError
-from rag.ingest import IngestReport, doc_hash, validate_source
-from rag.loaders import Document
+from rag.document import Document
+from rag.ingest import IngestReport, build_records, doc_hash, validate_source
+from rag.loaders import parse_string
 from rag.settings import Settings
 from rag.store import ChromaStore
 
@@ -135,8 +135,8 @@ def ids_by_source(snapshot: dict[str, dict[str, Any]], kind: str = "chunks") -> 
 
 
 def expected_ids(source: str, text: str) -> tuple[set[str], set[str]]:
-    chunks = chunk_text(source, text, 600)
-    return {c.id for c in chunks}, {f"{c.id}:{j}" for c in chunks for j in range(len(c.sentences))}
+    chunks, sentences = build_records(parse_string(text, source), 600)
+    return {c.id for c in chunks}, {s.id for s in sentences}
 
 
 def check_consistent(store: ChromaStore, files: dict[str, str]) -> None:
@@ -148,14 +148,15 @@ def check_consistent(store: ChromaStore, files: dict[str, str]) -> None:
         chunk_ids, sentence_ids = expected_ids(source, text)
         assert chunks_of[source] == chunk_ids, source
         assert sentences_of[source] == sentence_ids, source
+    parsed = {source: parse_string(text, source).text for source, text in files.items()}
     for cid, (doc, meta) in snap["chunks"].items():
         m = dict(meta)
-        assert files[m["source"]][m["start"]:m["end"]] == doc
-        assert m["doc_hash"] == doc_hash(files[m["source"]])
+        assert parsed[m["source"]][m["start"]:m["end"]] == doc
+        assert m["doc_hash"] == doc_hash(parsed[m["source"]])
     for sid, (doc, meta) in snap["sentences"].items():
         m = dict(meta)
         assert m["chunk_id"] in snap["chunks"], f"orphan sentence {sid}"
-        assert files[m["source"]][m["start"]:m["end"]] == doc
+        assert parsed[m["source"]][m["start"]:m["end"]] == doc
 
 
 def corpus_files(folder: Path) -> dict[str, str]:
@@ -172,8 +173,8 @@ def test_ingesting_twice_reports_unchanged_and_embeds_nothing(tmp_path: Path, co
     n_sentences = sum(len(expected_ids(s, t)[1]) for s, t in files.items())
     assert report == IngestReport(added=5, updated=0, unchanged=0, removed=0, chunks=n_chunks)
     assert warnings == []
-    texts = {piece for s, t in files.items() for c in chunk_text(s, t, 600)
-             for piece in (c.text, *(x.text for x in c.sentences))}
+    records = [build_records(parse_string(t, s), 600) for s, t in files.items()]
+    texts = {r.indexed_text for chunks, _ in records for r in chunks} | {r.text for _, sents in records for r in sents}
     assert counting.texts == len(texts) < n_chunks + n_sentences  # each distinct text embedded once
     check_consistent(engine.store, files)
     before = dump(engine.store)

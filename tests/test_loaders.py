@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from rag.errors import IngestError, InputError
-from rag.loaders import Document, html_to_text, load_paths, read_file, text_from_bytes
+from rag.document import Document
+from rag.loaders import load_paths, parse_document, read_file
 
 
 def make_pdf(pages: list[list[str]]) -> bytes:
@@ -45,14 +46,16 @@ def docs_by_source(paths: list[Path]) -> dict[str, str]:
     return {d.source: d.text for d in load_paths(paths).documents}
 
 
-def test_txt_and_md_are_read_as_is(tmp_path: Path) -> None:
+def test_txt_is_read_as_is_and_markdown_is_rendered(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("Plain text.\nSecond line.", encoding="utf-8")
     (tmp_path / "b.md").write_text("# Title\n\nSome *markdown* text.", encoding="utf-8")
     (tmp_path / "c.markdown").write_text("More markdown.", encoding="utf-8")
     result = load_paths([tmp_path])
     assert result.documents == [Document("a.txt", "Plain text.\nSecond line."),
-                                Document("b.md", "# Title\n\nSome *markdown* text."),
+                                Document("b.md", "Title\n\nSome markdown text."),
                                 Document("c.markdown", "More markdown.")]
+    assert [b.kind for b in result.documents[1].blocks] == ["heading", "text"]
+    assert result.documents[1].blocks[1].section == "Title"
     assert result.warnings == []
 
 
@@ -72,16 +75,11 @@ def test_html_visible_text_is_extracted_without_script_or_style(tmp_path: Path) 
     (tmp_path / "page.html").write_text(html, encoding="utf-8")
     (tmp_path / "page2.htm").write_text("<p>Short <b>bold</b> page.</p>", encoding="utf-8")
     docs = docs_by_source([tmp_path])
-    assert docs["page.html"] == ("Harbour news\nThe ferry & the tug arrived.\nFirst item\nSecond item\n"
+    assert docs["page.html"] == ("Harbour news\n\nThe ferry & the tug arrived.\n\nFirst item\n\nSecond item\n\n"
                                  "Caf\u00e9 opens at 9.")
     for hidden in ("secretScript", "secret-css", "color", "alert", "Enable JS", "<"):
         assert hidden not in docs["page.html"]
     assert docs["page2.htm"] == "Short bold page."
-
-
-def test_html_to_text_keeps_block_structure() -> None:
-    assert html_to_text("<div>one</div><div>two<br>three</div>") == "one\ntwo\nthree"
-    assert html_to_text("<p>  spaced \t out  </p>") == "spaced out"
 
 
 def test_pdf_text_is_extracted_page_by_page(tmp_path: Path) -> None:
@@ -94,7 +92,8 @@ def test_pdf_text_is_extracted_page_by_page(tmp_path: Path) -> None:
     assert "The harbour opened in 1852." in text
     assert "It serves (mostly) ferries." in text
     assert text.index("1852") < text.index("Second page text here.")
-    assert "\n\n" in text  # pages are separated by a blank line
+    doc = load_paths([pdf]).documents[0]
+    assert doc.page_of(text.index("1852")) == 1 and doc.page_of(text.index("Second page")) == 2
 
 
 def test_a_pdf_with_no_text_is_skipped_with_a_warning(tmp_path: Path) -> None:
@@ -111,9 +110,9 @@ def test_a_corrupt_pdf_is_an_ingest_error(tmp_path: Path) -> None:
         load_paths([tmp_path / "bad.pdf"])
 
 
-def test_a_pdf_cannot_be_read_from_bytes() -> None:
-    with pytest.raises(IngestError, match="PDF"):
-        text_from_bytes(make_pdf([["x"]]), "up.pdf", [])
+def test_a_pdf_is_read_from_bytes_too() -> None:
+    doc = parse_document(make_pdf([["Uploaded text."]]), "up.pdf", [])
+    assert doc.source == "up.pdf" and "Uploaded text." in doc.text and doc.page_of(0) == 1
 
 
 def test_missing_path_is_an_input_error(tmp_path: Path) -> None:

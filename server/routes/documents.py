@@ -17,7 +17,8 @@ from starlette.datastructures import UploadFile
 
 from rag.errors import InputError, InvalidSourceError
 from rag.ingest import validate_source
-from rag.loaders import Document, text_from_bytes
+from rag.document import Document
+from rag.loaders import parse_document, parse_string
 from server.errors import UnsupportedMediaTypeError
 from server.routes._deps import ERROR_RESPONSES, JSON_ERROR_RESPONSES, is_json, media_type, service
 from server.schemas import DeleteOut, DocumentIn, DocumentList, ErrorOut, IngestOut
@@ -96,7 +97,7 @@ async def _read_document(request: Request) -> tuple[Document, list[str]]:
             name = form.get("source")
             source = checked_source(name if isinstance(name, str) and name else _file_name(upload))
             raw = await upload.read()
-        return Document(source, text_from_bytes(raw, source, warnings)), warnings
+        return parse_document(raw, source, warnings), warnings
     if is_json(ctype) or not ctype:
         try:
             doc = DocumentIn.model_validate_json(await request.body())
@@ -105,7 +106,7 @@ async def _read_document(request: Request) -> tuple[Document, list[str]]:
         source = checked_source(doc.source)
         if "\x00" in doc.text:  # as for an uploaded file: NUL bytes mean binary data
             raise InputError(f"document {source!r}: the text contains NUL bytes (binary data?)")
-        return Document(source, doc.text), warnings
+        return parse_string(doc.text, source), warnings
     raise UnsupportedMediaTypeError(f"send application/json or multipart/form-data, not {ctype!r}")
 
 
