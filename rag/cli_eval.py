@@ -1,4 +1,4 @@
-"""``rag eval``: run an evaluation dataset and report answer/citation metrics.
+"""``rag eval``: run an evaluation dataset (or a suite of corpora) and report answer/citation metrics.
 
 Registered in ``rag.cli`` with ``app.command("eval")(eval_command)``; errors are
 ``rag.errors`` exceptions, which ``rag.cli.main`` turns into one line and an exit code."""
@@ -6,8 +6,9 @@ Registered in ``rag.cli`` with ``app.command("eval")(eval_command)``; errors are
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -39,12 +40,32 @@ from rag.evaluation.runner import (
     score_runs,
 )
 from rag.evaluation.scorer import aggregate
+from rag.evaluation.suite import is_suite, load_questions, load_suite, run_suite, suite_data_root
+from rag.evaluation.suite_report import (
+    MACRO,
+    SuiteProgressBars,
+    below,
+    build_suite_report,
+    compare_macros,
+    compare_suites,
+    compare_suites_table,
+    corpus_title,
+    failing_line,
+    ingest_line,
+    load_suite_report,
+    summary_table,
+    write_suite_json,
+    write_suite_markdown,
+    write_suite_plot,
+)
 from rag.settings import get_settings
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 DEFAULT_NLI_MODEL = "cross-encoder/nli-deberta-v3-xsmall"
+SUITE_WITH_URL = ("a suite is evaluated in process: each corpus needs its own index; "
+                  "--url evaluates one dataset against the server's index")
 
 
 def _in_process(k: int | None, data_dir: Path | None, model: Path | None) -> tuple[AskFn, SearchFn, int]:
@@ -67,21 +88,70 @@ def _nli_judge(nli: bool, nli_model: str | None) -> NliJudge | None:
         return None
 
 
+Writer = Callable[[Path, dict[str, Any]], None]
+
+
+def _write_outputs(report: dict[str, Any], outputs: Sequence[tuple[Path | None, Writer]]) -> None:
+    for path, write in outputs:
+        if path is not None:
+            write(path, report)
+            err.print(f"wrote {path}", highlight=False, markup=False)
+
+
+def _eval_suite(manifest: Path, *, json_out: Path | None, md_out: Path | None, plot: Path | None,
+                min_strict: float | None, compare: Path | None, k: int | None, data_dir: Path | None,
+                model: Path | None, nli: bool, nli_model: str | None) -> None:
+    """Every corpus of the suite in its own index (under ``data_dir``, else a temporary folder)."""
+    corpora = load_suite(manifest)
+    questions = load_questions(corpora)
+    old = load_suite_report(compare) if compare else None
+    judge = _nli_judge(nli, nli_model)
+    settings = get_settings(top_k=k, model_path=model)
+    with suite_data_root(data_dir) as root:
+        err.print(f"loading the models, then {len(corpora)} corpora", highlight=False, markup=False)
+        with SuiteProgressBars(err) as bars:
+            results = run_suite(corpora, questions, settings, root, progress=bars, judge=judge)
+    report = build_suite_report(results, suite=manifest.name, k=settings.top_k, backend="in-process")
+    for corpus in report["corpora"]:
+        err.print(ingest_line(corpus), highlight=False, markup=False)
+        out.print(metrics_table(corpus, title=corpus_title(corpus)))
+        out.print(failing_line(corpus), highlight=False, markup=False)
+    out.print(summary_table(report))
+    _write_outputs(report, ((json_out, write_suite_json), (md_out, write_suite_markdown), (plot, write_suite_plot)))
+    if old is not None and compare is not None:
+        out.print(compare_suites_table(compare_suites(old, report), compare.name))
+        out.print(compare_table(compare_macros(old, report), f"{compare.name} ({MACRO})"))
+    low = below(report, min_strict) if min_strict is not None else []
+    for name, strict in low:
+        err.print(f"corpus {name}: strict answer-citation accuracy {strict:.3f} is below --min-strict {min_strict:g}",
+                  highlight=False, markup=False)
+    if low:
+        raise typer.Exit(1)
+
+
 def eval_command(
-    dataset: Annotated[Path, typer.Argument(help="JSONL: one {id, question, answers, supporting, answerable} per line.")],
+    dataset: Annotated[Path, typer.Argument(help=(
+        "JSONL dataset (one {id, question, answers, supporting, answerable[, pages]} per line), run against the "
+        "current index; or a suite manifest (.json), each corpus ingested into its own index."))],
     json_out: Annotated[Optional[Path], typer.Option("--json-out", help="Write all metrics and per-question rows as JSON.")] = None,
     md_out: Annotated[Optional[Path], typer.Option("--md-out", help="Write a Markdown report.")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG chart of the metrics and latencies.")] = None,
     url: Annotated[Optional[str], typer.Option("--url", help="Evaluate a running server (http://HOST:PORT) instead of in-process.")] = None,
-    min_strict: Annotated[Optional[float], typer.Option("--min-strict", min=0.0, max=1.0, help="Exit 1 when strict accuracy is below this (0..1).")] = None,
-    compare: Annotated[Optional[Path], typer.Option("--compare", help="Print metric changes against an earlier --json-out report.")] = None,
+    min_strict: Annotated[Optional[float], typer.Option("--min-strict", min=0.0, max=1.0, help="Exit 1 when strict accuracy is below this (0..1); for a suite, in any corpus.")] = None,
+    compare: Annotated[Optional[Path], typer.Option("--compare", help="Print metric changes against an earlier --json-out report (of the same kind: dataset or suite).")] = None,
     k: Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, max=50, help="Chunks retrieved per question [env RAG_TOP_K; default 5].")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Index folder (in-process) [env RAG_DATA_DIR; default ./data].")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Index folder (in-process) [env RAG_DATA_DIR; default ./data]; for a suite, the folder holding one index per corpus, DIR/NAME, kept [default: a temporary folder].")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", help="GGUF model file (in-process) [env RAG_MODEL_PATH].")] = None,
     nli: Annotated[bool, typer.Option("--nli", help="Also judge citation support with an NLI cross-encoder (offline).")] = False,
     nli_model: Annotated[Optional[str], typer.Option("--nli-model", help=f"Local CrossEncoder folder for --nli [default {DEFAULT_NLI_MODEL}, if cached].")] = None,
 ) -> None:
-    """Evaluate answers and citations on a dataset (answer-citation accuracy and more)."""
+    """Evaluate answers and citations on a dataset or a suite (answer-citation accuracy and more)."""
+    if is_suite(dataset):
+        if url:
+            raise InputError(SUITE_WITH_URL)
+        _eval_suite(dataset, json_out=json_out, md_out=md_out, plot=plot, min_strict=min_strict, compare=compare,
+                    k=k, data_dir=data_dir, model=model, nli=nli, nli_model=nli_model)
+        return
     items = load_dataset(dataset)
     old = load_report(compare) if compare else None
     if url and not url.startswith(("http://", "https://")):
@@ -105,11 +175,8 @@ def eval_command(
     report = build_report(runs, scores, metrics, dataset=dataset.name, k=top_k, backend=url or "in-process")
     out.print(metrics_table(report))
     out.print(failures_table(report) if failures(report) else "no failures: every question is strictly correct")
-    for path, write in ((json_out, write_json), (md_out, lambda p, r: write_text(p, to_markdown(r))),
-                        (plot, write_plot)):
-        if path is not None:
-            write(path, report)
-            err.print(f"wrote {path}", highlight=False, markup=False)
+    _write_outputs(report, ((json_out, write_json), (md_out, lambda p, r: write_text(p, to_markdown(r))),
+                            (plot, write_plot)))
     if old is not None and compare is not None:
         comparison = compare_reports(old, report)
         out.print(compare_table(comparison, compare.name))

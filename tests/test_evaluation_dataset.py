@@ -124,3 +124,31 @@ def test_load_reports_the_file_name_and_line(tmp_path: Path) -> None:
     path.write_text(row() + "\n{oops\n", encoding="utf-8")
     with pytest.raises(DatasetError, match=r"bad\.jsonl: 1 problem\(s\):\n  line 2: invalid JSON"):
         load_dataset(path)
+
+
+# --- the optional 'pages' field ---------------------------------------------------------------
+
+
+def test_pages_are_read_and_written_back() -> None:
+    items = parse_dataset([row(pages=[2, 3]), row(id="q2")])
+    assert items[0].pages == (2, 3) and items[1].pages == ()
+    assert items[0].to_dict() == json.loads(row(pages=[2, 3]))
+    assert "pages" not in items[1].to_dict()
+
+
+@pytest.mark.parametrize("pages", [[], [0], [-1], [1.5], ["2"], [True], 2, None])
+def test_pages_must_be_a_non_empty_list_of_positive_integers(pages: object) -> None:
+    msg = problems_of([row(pages=pages)])
+    assert "line 1: 'pages' must be a non-empty list of positive integers (1-based pages)" in msg
+
+
+def test_pages_only_on_answerable_questions() -> None:
+    msg = problems_of([row(), row(id="q2", answers=[], supporting=[], answerable=False, pages=[1])])
+    assert msg.startswith("t.jsonl: 1 problem(s):")
+    assert "line 2: unanswerable question must not have 'pages'" in msg
+
+
+def test_the_shipped_pdf_questions_have_pages() -> None:
+    items = load_dataset(DEV.parent / "corpora" / "latex-usrguide.jsonl")
+    assert all(i.pages for i in items if i.answerable)
+    assert not any(i.pages for i in items if not i.answerable)

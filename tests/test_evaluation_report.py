@@ -68,7 +68,9 @@ def test_build_report_holds_metrics_and_per_question_rows() -> None:
     assert q1["strict"] and q1["verdicts"] == [] and q1["citations"][0]["precise"] is True
     assert q1["retrieved"] == ["a.txt"] and q1["retrieval"]["hit"] is True
     assert not q2["strict"]
-    assert [v["kind"] for v in q2["verdicts"]] == ["wrong_answer", "imprecise_citation"]
+    assert [v["kind"] for v in q2["verdicts"]] == ["wrong_answer", "imprecise_citation", "fragment"]
+    assert q2["fragment"] is True and q1["fragment"] is False
+    assert q1["citations"][0]["on_page"] is None  # no gold pages
     assert q2["citations"][0]["reasons"] == ["wrong source"]
     assert q3["abstained"] and q3["strict"]
     assert [q["id"] for q in failures(report)] == ["q2"]
@@ -229,3 +231,39 @@ def test_eval_command_nli_without_a_model_is_skipped(dataset: Path, capsys: pyte
     assert invoke([str(dataset), "--nli-model", "./no-such-model"]) in (None, 0)
     err = capsys.readouterr().err
     assert "NLI judge skipped: NLI model folder not found: ./no-such-model" in err
+
+
+# --- pages and fragments ----------------------------------------------------------------------
+
+
+def test_page_accuracy_and_fragment_rate_in_the_tables() -> None:
+    report = make_report()
+    text = render(metrics_table(report))
+    assert "answers ending mid-sentence" in text and "50.0%" in text  # "Nobody | knows [1]" of 2 given
+    assert "page accuracy" not in text  # no question has gold pages
+    pdf = EvalItem("p1", "When?", (("Five Eyes",),), ("a.txt",), True, pages=(4,))
+    cited = [Citation(1, "a.txt", "a#0", 0, len(GOOD), GOOD, 0.8, page=4),
+             Citation(2, "a.txt", "a#1", 0, len(GOOD), GOOD, 0.8, page=5)]
+    runs = [QuestionRun(pdf, Answer("?", "The Five Eyes [1][2].", False, cited, Timings(1, 2, 3), "m"))]
+    scores = score_runs(runs, k=5)
+    paged = build_report(runs, scores, aggregate(scores), dataset="pdf.jsonl", k=5, backend="in-process")
+    assert [c["on_page"] for c in paged["questions"][0]["citations"]] == [True, False]
+    assert [c["page"] for c in paged["questions"][0]["citations"]] == [4, 5]
+    text = render(metrics_table(paged, title="custom title"))
+    assert "custom title" in text
+    assert "page accuracy (gold page cited)" in text and "2 citations with gold pages" in text
+    assert "| page accuracy (gold page cited) | 50.0% | 2 citations with gold pages |" in to_markdown(paged)
+
+
+def test_fragment_rate_is_lower_is_better_in_comparisons() -> None:
+    old, new = make_report(), make_report(q2_answer="Nick Clegg [1].", q2_source="b.txt")
+    deltas = {d.key: d for d in compare_reports(old, new).deltas}
+    assert deltas["fragment_rate"].delta == pytest.approx(-0.5) and deltas["fragment_rate"].better is True
+    assert "page_accuracy" not in deltas
+
+
+def test_load_report_refuses_a_suite_report(tmp_path: Path) -> None:
+    path = tmp_path / "suite.json"
+    path.write_text('{"format": "rag-eval-suite/1", "macro": {}, "corpora": []}', encoding="utf-8")
+    with pytest.raises(InputError, match="is a suite report"):
+        load_report(path)

@@ -8,12 +8,14 @@ from rag.evaluation.dataset import EvalItem
 from rag.evaluation.scorer import (
     ABSTAINED_ON_ANSWERABLE,
     ANSWERED_UNANSWERABLE,
+    FRAGMENT,
     IMPRECISE_CITATION,
     MAX_CITATION_CHARS,
     MISSING_CITATION,
     MISSING_FACT,
     NLI_NOT_ENTAILED,
     NO_GOLD_FACT,
+    PAGE_MISMATCH,
     TOO_LONG,
     UNSUPPORTED_FACT,
     WRONG_ANSWER,
@@ -22,6 +24,7 @@ from rag.evaluation.scorer import (
     aggregate,
     contains,
     count_words,
+    is_fragment,
     percentile,
     score_question,
 )
@@ -79,7 +82,7 @@ def test_citation_longer_than_the_limit_is_imprecise_but_the_limit_itself_is_fin
 
 
 def test_citation_without_any_gold_fact_is_imprecise() -> None:
-    s = score_question(ITEM, answer("Llama, Five Eyes [1][2]", [cite(), cite("Unrelated weather report.", marker=2)]))
+    s = score_question(ITEM, answer("Llama, Five Eyes [1][2].", [cite(), cite("Unrelated weather report.", marker=2)]))
     assert s.correct and s.cited and not s.strict
     assert [c.precise for c in s.citations] == [True, False]
     assert s.citations[1].reasons == (NO_GOLD_FACT,)
@@ -255,3 +258,75 @@ def test_aggregate_nli_support() -> None:
     m = aggregate([score_question(ITEM, good, nli_entailed=True), score_question(ITEM, good, nli_entailed=False),
                    score_question(ITEM, good)])
     assert m.nli_judged == 2 and m.nli_support == pytest.approx(0.5)
+
+
+# --- pages and fragments (information only) ---------------------------------------------------
+
+PDF = EvalItem(id="p1", question="When?", answers=(("1994",),), supporting=("guide.pdf",), answerable=True,
+               pages=(2, 3))
+
+
+def on_page(page: int | None, text: str = "It came out in 1994.", marker: int = 1) -> Citation:
+    return Citation(marker=marker, source="guide.pdf", chunk_id="guide.pdf#0", start=0, end=len(text), text=text,
+                    score=0.5, page=page)
+
+
+def test_citations_are_judged_for_page_only_when_the_question_has_pages() -> None:
+    s = score_question(PDF, answer("In 1994 [1][2][3].", [on_page(2), on_page(7, marker=2), on_page(None, marker=3)]))
+    assert [(c.page, c.on_page) for c in s.citations] == [(2, True), (7, False), (None, False)]
+    plain = score_question(ITEM, answer("Llama goes to the Five Eyes [1].", [cite()]))
+    assert plain.citations[0].on_page is None
+
+
+def test_page_mismatch_does_not_change_strict_and_is_listed_only_on_failures() -> None:
+    s = score_question(PDF, answer("In 1994 [1].", [on_page(9)]))
+    assert s.strict and s.verdicts == ()
+    failing = score_question(PDF, answer("In 1994 [1][2].", [on_page(9), on_page(3, "Nothing here.", marker=2)]))
+    assert not failing.strict
+    assert kinds(failing) == [IMPRECISE_CITATION, PAGE_MISMATCH]
+    assert failing.verdicts[-1].detail == "[1] cites page 9; the facts are on page(s) 2, 3"
+    no_page = score_question(PDF, answer("In 1995 [1].", [on_page(None)]))
+    assert "[1] cites no page; the facts are on page(s) 2, 3" in [v.detail for v in no_page.verdicts]
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("Llama goes to the Five Eyes [1].", False),
+    ("Llama goes to the Five Eyes. [1]", False),
+    ("Is it Llama? [1]", False),
+    ("It is Llama! [1]", False),
+    ('He said "Llama." [1]', False),
+    ("(It is Llama.) [1]", False),
+    ("It is Llama.\u201d [1]", False),
+    ("Llama goes to the Five [1]", True),
+    ("Llama goes to the Five Eyes, and [1]", True),
+    ("It is Llama: [1]", True),
+    ("It is Llama; [1]", True),
+    ("It is Llama) [1]", True),
+    ("", True),
+])
+def test_is_fragment(text: str, fragment: bool) -> None:
+    assert is_fragment(text) is fragment
+
+
+def test_fragment_is_information_only() -> None:
+    s = score_question(ITEM, answer("Llama goes to the Five Eyes [1]", [cite()]))
+    assert s.strict and s.fragment and s.verdicts == ()
+    failing = score_question(ITEM, answer("Llama goes to the [1]", [cite()]))
+    assert failing.fragment and kinds(failing) == [MISSING_FACT, FRAGMENT]
+    assert not score_question(ITEM, answer("unknown", abstained=True)).fragment
+
+
+def test_aggregate_page_accuracy_and_fragment_rate() -> None:
+    scores = [
+        score_question(PDF, answer("In 1994 [1][2].", [on_page(2), on_page(5, marker=2)])),  # 1 of 2 on page
+        score_question(PDF, answer("In 1994 [1]", [on_page(3)])),  # on page; a fragment
+        score_question(PDF, answer("unknown", abstained=True)),  # abstained: not judged
+        score_question(ITEM, answer("Llama goes to the Five Eyes [1].", [cite()])),  # no pages: not judged
+        score_question(NOPE, answer("In 2026 [1]", [cite()])),  # answered unanswerable: a fragment, not judged
+        score_question(NOPE, answer("no idea", abstained=True)),
+    ]
+    m = aggregate(scores)
+    assert m.pages_judged == 3 and m.page_accuracy == pytest.approx(2 / 3)
+    assert m.fragment_rate == pytest.approx(2 / 4)  # 4 answers given
+    none = aggregate([score_question(ITEM, answer("x", abstained=True))])
+    assert none.page_accuracy is None and none.pages_judged == 0 and none.fragment_rate is None

@@ -6,7 +6,8 @@ Each line is an object with exactly these fields::
      "supporting": ["000_a.txt"], "answerable": true}
 
 ``answers`` is a list of gold *facts*; each fact is a list of aliases, any one of
-which counts. The whole file is checked before anything runs, and every problem
+which counts. An answerable question over a PDF may also name the 1-based pages
+that hold its facts, ``"pages": [2, 3]``; it is optional. The whole file is checked before anything runs, and every problem
 is reported with its line number in one ``DatasetError``.
 """
 
@@ -28,6 +29,9 @@ FIELDS: dict[str, str] = {
     "supporting": "a list of non-empty strings",
     "answerable": "true or false",
 }
+OPTIONAL: dict[str, str] = {
+    "pages": "a non-empty list of positive integers (1-based pages)",
+}
 
 
 @dataclass(frozen=True)
@@ -39,14 +43,23 @@ class EvalItem:
     answers: tuple[tuple[str, ...], ...]
     supporting: tuple[str, ...]
     answerable: bool
+    pages: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "question": self.question, "answers": [list(f) for f in self.answers],
-                "supporting": list(self.supporting), "answerable": self.answerable}
+        d: dict[str, Any] = {"id": self.id, "question": self.question, "answers": [list(f) for f in self.answers],
+                             "supporting": list(self.supporting), "answerable": self.answerable}
+        if self.pages:
+            d["pages"] = list(self.pages)
+        return d
 
 
 def _nonempty_str(value: object) -> bool:
     return isinstance(value, str) and bool(value.strip())
+
+
+def _positive_ints(value: object) -> bool:
+    return (isinstance(value, list) and bool(value)
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in value))
 
 
 def _check_types(obj: dict[str, Any]) -> list[str]:
@@ -67,6 +80,8 @@ def _check_types(obj: dict[str, Any]) -> list[str]:
             problems.append(f"'supporting' must be {FIELDS['supporting']}")
     if "answerable" in obj and not isinstance(obj["answerable"], bool):
         problems.append(f"'answerable' must be {FIELDS['answerable']}")
+    if "pages" in obj and not _positive_ints(obj["pages"]):
+        problems.append(f"'pages' must be {OPTIONAL['pages']}")
     return problems
 
 
@@ -78,9 +93,12 @@ def _check_consistency(obj: dict[str, Any]) -> list[str]:
         if not obj["supporting"]:
             problems.append("answerable question with no supporting sources")
         return problems
+    problems = []
     if obj["answers"] or obj["supporting"]:
-        return ["unanswerable question must have empty 'answers' and 'supporting'"]
-    return []
+        problems.append("unanswerable question must have empty 'answers' and 'supporting'")
+    if "pages" in obj:
+        problems.append("unanswerable question must not have 'pages'")
+    return problems
 
 
 def _check_line(text: str) -> tuple[dict[str, Any] | None, list[str]]:
@@ -92,7 +110,7 @@ def _check_line(text: str) -> tuple[dict[str, Any] | None, list[str]]:
     if not isinstance(obj, dict):
         return None, [f"expected a JSON object, got {type(obj).__name__}"]
     problems = [f"missing field '{f}'" for f in FIELDS if f not in obj]
-    problems += [f"unknown field '{f}'" for f in obj if f not in FIELDS]
+    problems += [f"unknown field '{f}'" for f in obj if f not in FIELDS and f not in OPTIONAL]
     problems += _check_types(obj)
     if problems:
         return obj, problems
@@ -119,7 +137,8 @@ def parse_dataset(lines: Iterable[str], name: str = "dataset") -> list[EvalItem]
             continue
         items.append(EvalItem(id=ident, question=obj["question"],
                               answers=tuple(tuple(fact) for fact in obj["answers"]),
-                              supporting=tuple(obj["supporting"]), answerable=obj["answerable"]))
+                              supporting=tuple(obj["supporting"]), answerable=obj["answerable"],
+                              pages=tuple(obj.get("pages", ()))))
     if problems:
         listing = "\n  ".join(problems)
         raise DatasetError(f"{name}: {len(problems)} problem(s):\n  {listing}")

@@ -29,15 +29,19 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("retrieval_recall_at_k", "retrieval recall@k", "rate"),
     ("retrieval_source_recall_at_k", "  supporting source in top-k", "rate"),
     ("retrieval_fact_recall_at_k", "  all gold facts in top-k", "rate"),
+    ("page_accuracy", "page accuracy (gold page cited)", "rate"),
     ("nli_support", "NLI support (second judge)", "rate"),
     ("mean_answer_words", "mean answer length (words)", "num"),
+    ("fragment_rate", "answers ending mid-sentence", "rate"),
     ("total_ms_p50", "latency total p50 (ms)", "ms"),
     ("total_ms_p95", "latency total p95 (ms)", "ms"),
     ("ttft_ms_p50", "time to first token p50 (ms)", "ms"),
     ("ttft_ms_p95", "time to first token p95 (ms)", "ms"),
 )
-LOWER_IS_BETTER = frozenset({"false_abstention_rate", "mean_answer_words", "total_ms_p50", "total_ms_p95",
-                             "ttft_ms_p50", "ttft_ms_p95"})
+LOWER_IS_BETTER = frozenset({"false_abstention_rate", "mean_answer_words", "fragment_rate", "total_ms_p50",
+                             "total_ms_p95", "ttft_ms_p50", "ttft_ms_p95"})
+# Shown only when something was judged for them (the count in metrics).
+OPTIONAL_METRICS = {"nli_support": "nli_judged", "page_accuracy": "pages_judged"}
 
 
 def build_report(runs: Sequence[QuestionRun], scores: Sequence[QuestionScore], metrics: Metrics, *,
@@ -52,6 +56,7 @@ def build_report(runs: Sequence[QuestionRun], scores: Sequence[QuestionScore], m
             cv = verdict_by_marker.get(c.marker)
             row["precise"] = None if cv is None else cv.precise
             row["reasons"] = [] if cv is None else list(cv.reasons)
+            row["on_page"] = None if cv is None else cv.on_page
             citations.append(row)
         questions.append({
             "id": run.item.id, "question": run.item.question, "answerable": run.item.answerable,
@@ -60,6 +65,7 @@ def build_report(runs: Sequence[QuestionRun], scores: Sequence[QuestionScore], m
             "retrieved": None if run.retrieved is None else [p.source for p in run.retrieved],
             "correct": score.correct, "cited": score.cited, "strict": score.strict,
             "retrieval": score.to_dict()["retrieval"], "nli_entailed": score.nli_entailed,
+            "fragment": score.fragment,
             "verdicts": [asdict(v) for v in score.verdicts],
         })
     model = next((r.answer.model for r in runs if r.answer.model), "")
@@ -90,7 +96,9 @@ def _basis(key: str, m: dict[str, Any]) -> str:
         return f"{m['unanswerable']} unanswerable"
     if key == "nli_support":
         return f"{m.get('nli_judged', 0)} judged answers"
-    if key == "mean_answer_words":
+    if key == "page_accuracy":
+        return f"{m.get('pages_judged', 0)} citations with gold pages"
+    if key in ("mean_answer_words", "fragment_rate"):
         return "answers given"
     return f"{m['answerable']} answerable"
 
@@ -99,14 +107,14 @@ def _metric_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     m = report["metrics"]
     rows = []
     for key, label, kind in METRICS:
-        if key == "nli_support" and not m.get("nli_judged"):
+        if key in OPTIONAL_METRICS and not m.get(OPTIONAL_METRICS[key]):
             continue
         rows.append((_label(label, report["k"]), format_value(m.get(key), kind), _basis(key, m)))
     return rows
 
 
-def metrics_table(report: dict[str, Any]) -> Table:
-    table = Table("metric", "value", "over", title=f"evaluation of {report['dataset']} (k={report['k']})")
+def metrics_table(report: dict[str, Any], title: str | None = None) -> Table:
+    table = Table("metric", "value", "over", title=title or f"evaluation of {report['dataset']} (k={report['k']})")
     table.columns[1].justify = "right"
     for label, value, basis in _metric_rows(report):
         table.add_row(label, value, basis)
@@ -209,6 +217,8 @@ def load_report(path: Path) -> dict[str, Any]:
         raise InputError(f"report not found: {path}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"cannot read report {path}: {exc}") from None
+    if isinstance(report, dict) and str(report.get("format", "")).startswith("rag-eval-suite/"):
+        raise InputError(f"{path} is a suite report: compare it with a run of a suite")
     if not isinstance(report, dict) or not isinstance(report.get("metrics"), dict):
         raise InputError(f"{path} is not an evaluation report (no 'metrics' object)")
     return report

@@ -49,6 +49,11 @@ def _require(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], wh
     return value
 
 
+def _page(value: object) -> int | None:
+    """A citation's page: a positive int, else ``None`` (older servers send none)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def answer_from_dict(obj: Mapping[str, Any]) -> Answer:
     """Parse the answer object (``Answer.to_dict()`` / ``POST /v1/ask``); ``BackendError`` if malformed."""
     if not isinstance(obj, Mapping):
@@ -61,7 +66,8 @@ def answer_from_dict(obj: Mapping[str, Any]) -> Answer:
         citations.append(Citation(
             marker=_require(c, "marker", int, "citation"), source=_require(c, "source", str, "citation"),
             chunk_id=str(c.get("chunk_id", "")), start=int(c.get("start", 0)), end=int(c.get("end", 0)),
-            text=_require(c, "text", str, "citation"), score=float(c.get("score", 0.0))))
+            text=_require(c, "text", str, "citation"), score=float(c.get("score", 0.0)),
+            section=str(c.get("section") or ""), page=_page(c.get("page"))))
     t = obj.get("timings") or {}
     if not isinstance(t, Mapping):
         raise BackendError("malformed answer: 'timings' is not an object")

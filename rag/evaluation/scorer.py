@@ -15,6 +15,14 @@ Per question:
 * **strict**: answerable -> correct and cited and every citation precise;
   unanswerable -> abstained. The headline *answer-citation accuracy* is the
   mean of strict over all questions.
+* **on page** (per citation, only for questions with gold ``pages``): the
+  citation's ``page`` is one of them. Information only: it does not change strict.
+* **fragment**: an answer was given (not abstained) and, citation markers
+  removed, it does not end with ``.``, ``!`` or ``?`` (optionally followed by
+  closing brackets or quotes). Information only.
+
+On a question that is not strict, a page mismatch and a fragment are listed
+among its verdicts (as information, after the reasons it failed).
 
 Aggregates (``None`` where the denominator is empty):
 
@@ -23,6 +31,9 @@ Aggregates (``None`` where the denominator is empty):
   the answerable questions that were answered (not abstained), whatever the
   correctness of the answer. Citations on unanswerable questions have no gold
   to judge and are not counted.
+* ``page_accuracy``: citations naming a gold page / citations judged for page
+  (``pages_judged``), over the answered answerable questions that have ``pages``.
+* ``fragment_rate``: fragments / answers given (all questions not abstained).
 * ``abstention_rate``: abstained / unanswerable questions.
 * ``retrieval_*_recall_at_k`` (over answerable questions with retrieval results):
   *source*: a supporting source among the top-k; *fact*: every fact present in the
@@ -56,6 +67,8 @@ IMPRECISE_CITATION = "imprecise_citation"
 ABSTAINED_ON_ANSWERABLE = "abstained_on_answerable"
 ANSWERED_UNANSWERABLE = "answered_unanswerable"
 NLI_NOT_ENTAILED = "nli_not_entailed"
+PAGE_MISMATCH = "page_mismatch"  # information only
+FRAGMENT = "fragment"  # information only
 
 # Reasons a citation is imprecise.
 WRONG_SOURCE = "wrong source"
@@ -63,6 +76,7 @@ TOO_LONG = "too long"
 NO_GOLD_FACT = "no gold fact"
 
 _MARKER = re.compile(r"\s*\[\d+\]")
+_SENTENCE_END = re.compile(r"[.!?][)\]\"'”’]*$")
 
 
 @dataclass(frozen=True)
@@ -86,6 +100,8 @@ class CitationVerdict:
     chars: int
     precise: bool
     reasons: tuple[str, ...] = ()
+    page: int | None = None
+    on_page: bool | None = None  # None: the question has no gold pages
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,7 @@ class QuestionScore:
     total_ms: float
     ttft_ms: float
     nli_entailed: bool | None = None
+    fragment: bool = False
 
     @property
     def failed(self) -> bool:
@@ -146,6 +163,9 @@ class Metrics:
     ttft_ms_p95: float | None
     nli_support: float | None = None
     nli_judged: int = 0
+    page_accuracy: float | None = None
+    pages_judged: int = 0
+    fragment_rate: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,6 +193,12 @@ def count_words(answer: str) -> int:
     return len(strip_markers(answer).split())
 
 
+def is_fragment(answer: str) -> bool:
+    """Whether the answer, markers removed, does not end a sentence (``.``, ``!``, ``?``,
+    optionally followed by closing brackets or quotes)."""
+    return not _SENTENCE_END.search(strip_markers(answer))
+
+
 def _concat(texts: Sequence[str]) -> str:
     return "\n".join(texts)
 
@@ -189,8 +215,9 @@ def judge_citation(item: EvalItem, citation: Citation) -> CitationVerdict:
         reasons.append(TOO_LONG)
     if not any(fact_present(citation.text, fact) for fact in item.answers):
         reasons.append(NO_GOLD_FACT)
+    on_page = citation.page in item.pages if item.pages else None
     return CitationVerdict(marker=citation.marker, source=citation.source, chars=len(citation.text),
-                           precise=not reasons, reasons=tuple(reasons))
+                           precise=not reasons, reasons=tuple(reasons), page=citation.page, on_page=on_page)
 
 
 def judge_retrieval(item: EvalItem, passages: Sequence[Passage], k: int) -> RetrievalVerdict:
@@ -209,6 +236,20 @@ def _citation_detail(cv: CitationVerdict) -> str:
         else:
             why.append("no gold fact in the cited text")
     return f"[{cv.marker}] " + "; ".join(why)
+
+
+def _page_detail(cv: CitationVerdict, pages: Sequence[int]) -> str:
+    cited = "no page" if cv.page is None else f"page {cv.page}"
+    gold = ", ".join(str(p) for p in pages)
+    return f"[{cv.marker}] cites {cited}; the facts are on page(s) {gold}"
+
+
+def _information(item: EvalItem, answer: Answer, judged: Sequence[CitationVerdict]) -> list[Verdict]:
+    """Page mismatches and an unfinished answer: listed on failing questions, never a failure reason."""
+    info = [Verdict(PAGE_MISMATCH, _page_detail(cv, item.pages)) for cv in judged if cv.on_page is False]
+    if not answer.abstained and is_fragment(answer.answer):
+        info.append(Verdict(FRAGMENT, "the answer ends mid-sentence"))
+    return info
 
 
 def _answerable_verdicts(item: EvalItem, answer: Answer) -> tuple[bool, bool, tuple[CitationVerdict, ...], list[Verdict]]:
@@ -251,11 +292,14 @@ def score_question(item: EvalItem, answer: Answer, retrieved: Sequence[Passage] 
         retrieval = None
     if nli_entailed is False:
         verdicts.append(Verdict(NLI_NOT_ENTAILED, "the cited passages do not entail the answer (NLI)"))
+    if not strict:
+        verdicts += _information(item, answer, judged)
     return QuestionScore(
         id=item.id, answerable=item.answerable, abstained=answer.abstained, correct=correct, cited=cited,
         strict=strict, citations=judged, verdicts=tuple(verdicts), retrieval=retrieval,
         answer_words=0 if answer.abstained else count_words(answer.answer),
-        total_ms=float(answer.timings.total_ms), ttft_ms=float(answer.timings.ttft_ms), nli_entailed=nli_entailed)
+        total_ms=float(answer.timings.total_ms), ttft_ms=float(answer.timings.ttft_ms), nli_entailed=nli_entailed,
+        fragment=not answer.abstained and is_fragment(answer.answer))
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -278,8 +322,10 @@ def aggregate(scores: Sequence[QuestionScore]) -> Metrics:
     unans = [s for s in scores if not s.answerable]
     answered = [s for s in ans if not s.abstained]
     judged = [cv for s in answered for cv in s.citations]
+    paged = [cv.on_page for cv in judged if cv.on_page is not None]
+    given = [s for s in scores if not s.abstained]
     with_retrieval = [s.retrieval for s in ans if s.retrieval is not None]
-    words = [s.answer_words for s in scores if not s.abstained]
+    words = [s.answer_words for s in given]
     total = [s.total_ms for s in scores]
     ttft = [s.ttft_ms for s in scores]
     nli = [s.nli_entailed for s in scores if s.nli_entailed is not None]
@@ -299,4 +345,6 @@ def aggregate(scores: Sequence[QuestionScore]) -> Metrics:
         total_ms_p50=percentile(total, 50), total_ms_p95=percentile(total, 95),
         ttft_ms_p50=percentile(ttft, 50), ttft_ms_p95=percentile(ttft, 95),
         nli_support=_rate(sum(nli), len(nli)), nli_judged=len(nli),
+        page_accuracy=_rate(sum(paged), len(paged)), pages_judged=len(paged),
+        fragment_rate=_rate(sum(s.fragment for s in given), len(given)),
     )
