@@ -28,12 +28,16 @@ log = logging.getLogger(__name__)
 
 class Rag:
     def __init__(self, settings: Settings, embedder: Embedder | None = None,
-                 store: VectorStore | None = None) -> None:
+                 store: VectorStore | None = None, generator: "Generator | None" = None) -> None:
+        """``embedder``, ``store`` and ``generator``: already-made parts to use (and share
+        between engines) instead of making them from ``settings``."""
         self.settings = settings
         self._embedder = embedder
         self._store = store
         self._lock = threading.Lock()
         self.lexical = LexicalCache()
+        if generator is not None:
+            self.__dict__["generator"] = generator  # what the cached property would hold once loaded
 
     @property
     def embedder(self) -> Embedder:
@@ -84,10 +88,11 @@ class Rag:
     @cached_property
     def pipeline(self) -> "AnswerPipeline":
         from rag.answer import AnswerPipeline
-        from rag.evidence import EvidenceSelector
+        from rag.selection import SelectionPolicy
 
         gen = (lambda: self.generator) if self.settings.use_llm else None
-        return AnswerPipeline(self.retriever, EvidenceSelector(self.store), gen, self.model_name,
+        policy = SelectionPolicy.load(self.settings.policy)
+        return AnswerPipeline(self.retriever, policy, gen, self.model_name,
                               max_tokens=self.settings.max_answer_tokens,
                               max_question_chars=self.settings.max_question_chars)
 

@@ -39,6 +39,8 @@ class SearchResult:
     lexical: LexicalIndex
     retrieval_ms: float
     extra: list[SearchHit] = field(default_factory=list)  # each ranker's best, beyond the fused top-k
+    sentences: list[Record] = field(default_factory=list)  # the evidence units of hits + extra
+    sentence_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
     def to_dict(self) -> dict[str, object]:
         return {"query": self.query, "results": [h.to_dict() for h in self.hits]}
@@ -83,3 +85,13 @@ class HybridRetriever:
         extra = [hit(i) for i in dict.fromkeys(extra_ids) if i not in order]
         return SearchResult(query, [hit(i) for i in order], vector, lexical,
                             (time.perf_counter() - t0) * 1000, extra)
+
+    def retrieve(self, query: str, k: int = 5, per_ranker: int = 2) -> SearchResult:
+        """``search`` plus the evidence units (sentences) of every chunk found and
+        their vectors, in one trip: evidence selection needs nothing else."""
+        t0 = time.perf_counter()
+        result = self.search(query, k, per_ranker=per_ranker)
+        ids = [h.chunk_id for h in result.hits + result.extra]
+        result.sentences, result.sentence_vectors = self.store.sentences_of(ids)
+        result.retrieval_ms = (time.perf_counter() - t0) * 1000
+        return result

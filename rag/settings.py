@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(1000, ge=16, le=100_000,
                                     description="Longer questions are truncated to this (with a warning).")
     chunk_chars: int = Field(600, ge=100, le=4000, description="Target chunk size in characters.")
+    policy: Path | None = Field(None, description="Evidence-selection policy JSON (default: the fitted one "
+                                                   "shipped as rag/policy.json; make your own with eval/fit_policy.py).")
     use_llm: bool = Field(True, description="Let the LLM phrase answers (else purely extractive).")
     api_key: SecretStr | None = Field(None, description="When set, the HTTP API needs 'Authorization: Bearer <key>'.")
     host: str = Field("127.0.0.1", description="Address 'rag serve' listens on.")

@@ -58,7 +58,7 @@ def test_whole_vocabulary_is_searched_when_the_best_tokens_are_all_rejected(llm)
 def test_replies_equal_the_gbnf_sampler(llm) -> None:
     from llama_cpp import LlamaGrammar
 
-    from rag.answer import SYSTEM_PROMPT
+    from rag.drafting import SYSTEM_PROMPT
 
     gbnf = LlamaGrammar.from_string(ANSWER_GRAMMAR, verbose=False)
     questions = [("Meta will allow US government agencies to use its Llama models, the company said Monday.",
@@ -79,7 +79,7 @@ def test_replies_equal_the_gbnf_sampler(llm) -> None:
 
 
 def test_chat_template_tokens_are_the_models_template_and_the_prefill(llm) -> None:
-    from rag.answer import ANSWER_PREFILL, SYSTEM_PROMPT
+    from rag.drafting import ANSWER_PREFILL, SYSTEM_PROMPT
     from rag.generation import ChatTemplate
 
     messages = [{"role": "system", "content": SYSTEM_PROMPT},

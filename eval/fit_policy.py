@@ -1,0 +1,174 @@
+"""Fit the evidence-selection policy on the development suite.
+
+    .venv/bin/python eval/fit_policy.py                 # build the table, fit, write rag/policy.json
+    .venv/bin/python eval/fit_policy.py --from-table    # refit from the committed table (seconds)
+    .venv/bin/python eval/fit_policy.py --check         # refit from the table; exit 1 unless it equals rag/policy.json
+    .venv/bin/python eval/fit_policy.py --answer        # also answer each corpus with the policy fitted
+                                                        # on the other five (leave-one-corpus-out, real pipeline)
+
+The table (``eval/policy_table.json.gz``) holds every candidate evidence unit of
+every suite question with its signals and labels; it is made by ingesting each
+corpus into its own index and retrieving exactly as ``rag ask`` does. The fitting
+itself is ``rag.evaluation.fitting``. Leave-one-corpus-out policies are written to
+``eval/loco/NAME.json`` (use one with ``RAG_POLICY=eval/loco/NAME.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from rag.evaluation.dataset import load_dataset  # noqa: E402
+from rag.evaluation.fitting import QuestionRows, fit_policy, leave_one_corpus_out, simulate  # noqa: E402
+from rag.evaluation.scorer import fact_present  # noqa: E402
+from rag.selection import FEATURES, POLICY_FILE, SelectionPolicy  # noqa: E402
+from rag.text import normalize  # noqa: E402
+
+SUITE = ROOT / "eval" / "suite.json"
+TABLE = ROOT / "eval" / "policy_table.json.gz"
+LOCO_DIR = ROOT / "eval" / "loco"
+log = logging.getLogger("fit_policy")
+
+
+def suite_corpora(path: Path) -> list[tuple[str, Path, Path]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return [(c["name"], (path.parent / c["documents"]).resolve(), (path.parent / c["questions"]).resolve())
+            for c in data["corpora"]]
+
+
+def build_table(suite: Path, data_root: Path) -> list[dict[str, object]]:
+    from rag.answer import retrieval_query
+    from rag.engine import Rag
+    from rag.question import analyse
+    from rag.selection import candidate_features
+    from rag.settings import get_settings
+
+    embedder = None
+    out: list[dict[str, object]] = []
+    for name, documents, questions in suite_corpora(suite):
+        t0 = time.perf_counter()
+        engine = Rag(get_settings(data_dir=data_root / name, use_llm=False), embedder=embedder)
+        engine.ingestor.ingest_paths([documents])
+        embedder = engine.embedder
+        k = engine.settings.top_k
+        items = load_dataset(questions)
+        for item in items:
+            question = analyse(item.question, retrieval_query(item.question, ()))
+            result = engine.retriever.retrieve(question.query, k)
+            rows = candidate_features(question, result)
+            out.append({
+                "corpus": name, "id": item.id, "answerable": item.answerable, "n_facts": len(item.answers),
+                "parts": question.parts,
+                "features": [[round(float(v), 6) for v in f] for _, f in rows],
+                "facts": [[i for i, fact in enumerate(item.answers) if fact_present(r.text, fact)] for r, _ in rows],
+                "supporting": [r.source in item.supporting for r, _ in rows],
+                "texts": [normalize(r.text) for r, _ in rows],
+            })
+        log.info("%s: %d questions in %.1f s", name, len(items), time.perf_counter() - t0)
+    return out
+
+
+def to_rows(table: list[dict[str, object]]) -> list[QuestionRows]:
+    rows = []
+    for q in table:
+        feats = np.array(q["features"], dtype=np.float64).reshape(-1, len(FEATURES))
+        rows.append(QuestionRows(str(q["corpus"]), str(q["id"]), bool(q["answerable"]), int(q["n_facts"]),
+                                 int(q["parts"]), feats, tuple(frozenset(f) for f in q["facts"]),
+                                 tuple(bool(s) for s in q["supporting"]), tuple(q["texts"])))
+    return rows
+
+
+def save_table(table: list[dict[str, object]], path: Path) -> None:
+    raw = json.dumps({"features": list(FEATURES), "questions": table}, separators=(",", ":")).encode()
+    with gzip.GzipFile(path, "wb", mtime=0) as fh:
+        fh.write(raw)
+
+
+def load_table(path: Path) -> list[dict[str, object]]:
+    with gzip.open(path, "rb") as fh:
+        data = json.loads(fh.read())
+    if list(data["features"]) != list(FEATURES):
+        raise SystemExit(f"{path} was made with other features; rebuild it (run without --from-table)")
+    return list(data["questions"])
+
+
+def answer_loco(suite: Path, data_root: Path) -> dict[str, float]:
+    """Strict of the real pipeline on each corpus with the policy fitted on the others."""
+    from rag.engine import Rag
+    from rag.evaluation.scorer import aggregate, score_question
+    from rag.settings import get_settings
+    from rag.types import Answer
+
+    out: dict[str, float] = {}
+    embedder = generator = None
+    for name, documents, questions in suite_corpora(suite):
+        settings = get_settings(data_dir=data_root / name, policy=LOCO_DIR / f"{name}.json")
+        engine = Rag(settings, embedder=embedder)
+        if generator is not None:
+            engine.__dict__["generator"] = generator  # share the loaded model (a cached_property)
+        engine.ingestor.ingest_paths([documents])
+        embedder, generator = engine.embedder, engine.generator
+        scores = []
+        for item in load_dataset(questions):
+            answer: Answer = engine.ask(item.question)
+            scores.append(score_question(item, answer))
+        out[name] = aggregate(scores).strict
+        log.info("leave-one-out answers, %s: strict %.3f", name, out[name])
+    out["macro"] = float(np.mean(list(out.values())))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", type=Path, default=SUITE)
+    ap.add_argument("--from-table", action="store_true", help="refit from the committed table")
+    ap.add_argument("--check", action="store_true", help="refit from the table and compare with rag/policy.json")
+    ap.add_argument("--answer", action="store_true", help="also run the real pipeline leave-one-corpus-out")
+    ap.add_argument("--data-dir", type=Path, help="keep the per-corpus indexes here (default: a temporary folder)")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with tempfile.TemporaryDirectory() as tmp:
+        data_root = args.data_dir or Path(tmp)
+        if args.from_table or args.check:
+            table = load_table(TABLE)
+        else:
+            table = build_table(args.suite, data_root)
+            save_table(table, TABLE)
+        rows = to_rows(table)
+        policy = fit_policy(rows)
+        if args.check:
+            committed = SelectionPolicy.load(POLICY_FILE)
+            same = committed == policy
+            print("rag/policy.json " + ("matches the fit" if same else "DIFFERS from the fit"))
+            return 0 if same else 1
+        policy.save(POLICY_FILE)
+        print("in-sample (simulated extractive strict):",
+              json.dumps({k: round(v, 3) for k, v in simulate(rows, policy).items()}))
+        LOCO_DIR.mkdir(exist_ok=True)
+        loco = leave_one_corpus_out(rows)
+        for name, (fold, _) in loco.items():
+            fold.save(LOCO_DIR / f"{name}.json")
+        sims = {name: round(s, 3) for name, (_, s) in loco.items()}
+        sims["macro"] = round(float(np.mean(list(sims.values()))), 3)
+        print("leave-one-corpus-out (simulated extractive strict):", json.dumps(sims))
+        if args.answer:
+            print("leave-one-corpus-out (real answers):",
+                  json.dumps({k: round(v, 3) for k, v in answer_loco(args.suite, data_root).items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,261 @@
+"""Evidence selection and abstention: a pure function of the question, the
+retrieved material and a fitted policy.
+
+Every evidence unit (sentence, code block, table row run; see ``rag.chunking``) of
+the retrieved chunks is described by the signals in ``FEATURES``; a logistic
+model (``SelectionPolicy.weights``, fitted by ``eval/fit_policy.py`` on the dev
+suite's labels: does this unit hold a gold fact?) turns them into the probability
+that the unit answers the question. The policy's thresholds then decide:
+
+* abstain when no unit reaches ``answer_threshold``;
+* otherwise cite the best unit, and further units (up to ``max_units``, and no
+  more than the question's parts plus ``extra_units``) that reach
+  ``more_threshold`` and at least ``more_ratio`` of the best probability.
+
+Nothing here knows a corpus, a kind of text or the dev questions' wording: the
+signals are similarities, coverage of the question's words, ranks, and generic
+answer-form checks (a date for "when", a number for "how many", ...).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rag.lexical import LexicalIndex
+from rag.question import CHOICE, DATE, NAME, NUMBER, OTHER, REASON, Question
+from rag.retrieval import SearchResult
+from rag.store import Record
+from rag.text import normalize, tokens
+
+POLICY_FILE = Path(__file__).with_name("policy.json")
+
+FEATURES: tuple[str, ...] = (
+    "dense",  # cosine similarity of question and unit
+    "dense_rank",  # 1 / (1 + rank of the unit by dense similarity among the candidates)
+    "dense_gap",  # dense similarity minus the best among the candidates
+    "chunk_dense",  # cosine similarity of question and the unit's chunk (0 when not in the dense list)
+    "chunk_rank",  # 1 / (1 + rank of the unit's chunk in the fused retrieval list)
+    "coverage",  # IDF-weighted share of the question's content words found in the unit
+    "window_coverage",  # the same in the unit and its neighbours
+    "section_coverage",  # the same in the unit's heading path
+    "coverage_rank",  # 1 / (1 + rank of the unit by coverage among the candidates)
+    "coverage_gap",  # coverage minus the best among the candidates
+    "phrase",  # share of the question's adjacent content-word pairs found adjacent in the unit
+    "rare_match",  # the highest IDF among matched question words / the highest IDF among all of them
+    "novelty",  # share of the unit's content words that the question does not contain
+    "terms_missing",  # share of the question's verbatim terms absent from the unit, neighbours and section
+    "form_match",  # the unit holds the form of answer the question asks for (date, number, name, ...)
+    "form_missing",  # the question asks for a definite form and the unit holds none
+    "is_code",  # the unit is a code block or table
+    "is_heading",  # the unit is a heading
+    "length",  # log(characters) / log(1000)
+)
+
+_YEAR = re.compile(r"\b(?:1[5-9]|20)\d\d\b")
+_MONTH = re.compile(r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+                    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b", re.I)
+_NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
+                     r"forty|fifty|hundreds?|thousands?|millions?|billions?|dozens?|once|twice|half|daily|"
+                     r"weekly|monthly|yearly|annually)\b", re.I)
+_CAPITAL = re.compile(r"(?<=\s)[A-Z][\w’'-]+")
+_CODEISH = re.compile(r"[A-Za-z_]\w*\.[A-Za-z_]\w*|\w+\(\)|\\[A-Za-z@]+|[a-z]+_[a-z_]+|--?[a-z][\w-]+|`")
+_CAUSE = re.compile(r"\b(?:because|since|so that|in order to|due to|as a result|therefore|thus|otherwise|"
+                    r"to (?:avoid|prevent|ensure|allow|make)|reason)\b", re.I)
+_INJECTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b.{0,40}\b(?:instructions?|prompts?|rules|context|everything)\b|"
+    r"\b(?:system|assistant|developer)\s*(?:prompt)?\s*:|<\|?(?:im_start|system|assistant)|\[/?inst\]|"
+    r"\byou (?:are now|must now|will now|should now|must always)\b|\bfrom now on\b|"
+    r"\b(?:always|only)\s+(?:answer|reply|respond|say|output)\b|"
+    r"^\s*(?:answer|reply|respond|say|output|print)\b.{0,30}\b(?:with|only|instead)\b|"
+    r"\b(?:must|should) be (?:reported|answered|given) as\b|\bnew instructions?\b|"
+    r"\bdo not (?:cite|mention|follow)\b|\bjailbreak\b|\bpretend (?:to be|you are)\b",
+    re.I)
+
+
+def looks_like_injection(text: str) -> bool:
+    """Units that address the model instead of stating facts are never evidence."""
+    return bool(_INJECTION.search(text))
+
+
+@dataclass(frozen=True)
+class SelectionPolicy:
+    """The fitted numbers of evidence selection (``rag/policy.json``)."""
+
+    weights: dict[str, float]  # one per FEATURES name: the logistic model's coefficients
+    bias: float  # the logistic model's intercept
+    answer_threshold: float  # abstain when the best unit's probability is below this
+    more_threshold: float  # a further unit is cited only with at least this probability ...
+    more_ratio: float  # ... and at least this share of the best unit's probability
+    max_units: int  # never more units than this
+    extra_units: int  # nor more than the question's parts plus this
+    fitted: dict[str, object] = field(default_factory=dict)  # how and on what the values were fitted
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> "SelectionPolicy":
+        data = json.loads(Path(path or POLICY_FILE).read_text(encoding="utf-8"))
+        return cls(**data)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        w = np.array([self.weights[f] for f in FEATURES], dtype=np.float64)
+        return 1.0 / (1.0 + np.exp(-(x @ w + self.bias)))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    record: Record
+    features: np.ndarray  # in FEATURES order
+    probability: float = 0.0
+
+    @property
+    def chunk_id(self) -> str:
+        return str(self.record.metadata.get("chunk_id", ""))
+
+
+@dataclass(frozen=True)
+class Selection:
+    answerable: bool
+    evidence: list[Candidate]
+    candidates: list[Candidate]  # every unit scored, best first
+    reasons: list[str] = field(default_factory=list)
+
+
+def _coverage(q: tuple[str, ...], weights: list[float], found: set[str]) -> float:
+    total = sum(weights)
+    return sum(w for t, w in zip(q, weights) if t in found) / total if total else 0.0
+
+
+def _form(text: str, question: Question, q_norm: str) -> bool | None:
+    """Does the unit hold the form of answer asked for? None when no form is asked."""
+    if question.kind == DATE:
+        return bool(_YEAR.search(text) or _MONTH.search(text))
+    if question.kind == NUMBER:
+        return any(m.group().lower() not in q_norm for m in _NUMBER.finditer(text))
+    if question.kind == NAME:
+        return any(m.group().lower() not in q_norm for m in _CAPITAL.finditer(" " + text))
+    if question.kind == REASON:
+        return bool(_CAUSE.search(text))
+    if question.kind in (CHOICE, OTHER):
+        new = [m.group() for m in _CODEISH.finditer(text)] + [m.group() for m in _CAPITAL.finditer(" " + text)]
+        return any(normalize(t) not in q_norm for t in new)
+    return None
+
+
+def _rank_scores(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=lambda i: -values[i])
+    out = [0.0] * len(values)
+    for rank, i in enumerate(order):
+        out[i] = 1.0 / (1.0 + rank)
+    return out
+
+
+def candidate_features(question: Question, result: SearchResult) -> list[tuple[Record, np.ndarray]]:
+    """Every usable evidence unit of the retrieved chunks with its signals."""
+    records = result.sentences
+    if not records:
+        return []
+    lex: LexicalIndex = result.lexical
+    q = question.content
+    idf = [lex.idf(t) for t in q]
+    max_idf = max(idf) if idf else 1.0
+    hits = result.hits + result.extra
+    chunk_rank = {h.chunk_id: 1.0 / (1 + i) for i, h in enumerate(hits)}
+    chunk_dense = {h.chunk_id: h.dense for h in hits}
+    by_pos = {(str(r.metadata.get("chunk_id")), int(r.metadata.get("index", 0))): r for r in records}
+    toks = {r.id: set(tokens(r.text)) for r in records}
+    dense = result.sentence_vectors @ result.query_vector if len(records) else np.zeros(0)
+    q_norm = question.norm
+    q_set = set(q)
+    q_list = tokens(question.text)
+    q_pairs = set(zip(q_list, q_list[1:]))
+    rows: list[tuple[Record, list[float]]] = []
+    for rec, d in zip(records, dense):
+        if looks_like_injection(rec.text):
+            continue
+        cid, idx = str(rec.metadata.get("chunk_id")), int(rec.metadata.get("index", 0))
+        s_tok = toks[rec.id]
+        window = set(s_tok)
+        for j in (idx - 1, idx + 1):
+            if (cid, j) in by_pos:
+                window |= toks[by_pos[(cid, j)].id]
+        section = rec.section
+        sec_tok = set(tokens(section))
+        around = normalize(" ".join([section] + [by_pos[(cid, j)].text for j in (idx - 1, idx, idx + 1)
+                                                 if (cid, j) in by_pos]))
+        matched = [w for t, w in zip(q, idf) if t in s_tok]
+        s_list = tokens(rec.text)
+        s_pairs = set(zip(s_list, s_list[1:]))
+        missing = [t for t in question.terms if normalize(t) not in around]
+        form = _form(rec.text, question, q_norm)
+        rows.append((rec, [
+            float(d), 0.0, 0.0, chunk_dense.get(cid, 0.0), chunk_rank.get(cid, 0.0),
+            _coverage(q, idf, s_tok), _coverage(q, idf, window), _coverage(q, idf, sec_tok), 0.0, 0.0,
+            len(q_pairs & s_pairs) / len(q_pairs) if q_pairs else 0.0,
+            (max(matched) / max_idf) if matched else 0.0,
+            len(s_tok - q_set) / max(1, len(s_tok)),
+            len(missing) / len(question.terms) if question.terms else 0.0,
+            1.0 if form else 0.0, 1.0 if form is False else 0.0,
+            1.0 if rec.metadata.get("kind") in ("code", "table") else 0.0,
+            1.0 if rec.metadata.get("kind") == "heading" else 0.0,
+            math.log(max(2, len(rec.text))) / math.log(1000),
+        ]))
+    i_dense, i_cov, i_win = FEATURES.index("dense"), FEATURES.index("coverage"), FEATURES.index("window_coverage")
+    dense_rank = _rank_scores([r[1][i_dense] for r in rows])
+    cov_rank = _rank_scores([r[1][i_cov] + 0.5 * r[1][i_win] for r in rows])
+    top_dense = max(r[1][i_dense] for r in rows)
+    top_cov = max(r[1][i_cov] for r in rows)
+    out = []
+    for (rec, f), dr, cr in zip(rows, dense_rank, cov_rank):
+        f[FEATURES.index("dense_rank")] = dr
+        f[FEATURES.index("dense_gap")] = f[i_dense] - top_dense
+        f[FEATURES.index("coverage_rank")] = cr
+        f[FEATURES.index("coverage_gap")] = f[i_cov] - top_cov
+        out.append((rec, np.array(f, dtype=np.float64)))
+    return out
+
+
+def score(question: Question, result: SearchResult, policy: SelectionPolicy) -> list[Candidate]:
+    rows = candidate_features(question, result)
+    if not rows:
+        return []
+    probs = policy.probability(np.stack([f for _, f in rows]))
+    cands = [Candidate(rec, f, float(p)) for (rec, f), p in zip(rows, probs)]
+    cands.sort(key=lambda c: (-c.probability, c.record.source, c.record.start))
+    return cands
+
+
+def choose(question: Question, cands: list[Candidate], policy: SelectionPolicy) -> Selection:
+    """The decision on scored candidates (best first)."""
+    if not cands:
+        return Selection(False, [], [], ["nothing retrieved"])
+    best = cands[0]
+    if best.probability < policy.answer_threshold:
+        return Selection(False, [], cands, [f"best evidence probability {best.probability:.2f} "
+                                            f"< {policy.answer_threshold:.2f}"])
+    limit = min(policy.max_units, question.parts + policy.extra_units)
+    chosen = [best]
+    seen = {normalize(best.record.text)}
+    for c in cands[1:]:
+        if len(chosen) >= limit:
+            break
+        if c.probability < max(policy.more_threshold, policy.more_ratio * best.probability):
+            break
+        text = normalize(c.record.text)
+        if text in seen or any(text in s or s in text for s in seen):
+            continue
+        seen.add(text)
+        chosen.append(c)
+    chosen.sort(key=lambda c: (c.record.source != best.record.source, c.record.source, c.record.start))
+    return Selection(True, chosen, cands)
+
+
+def select(question: Question, result: SearchResult, policy: SelectionPolicy) -> Selection:
+    return choose(question, score(question, result, policy), policy)
