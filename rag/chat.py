@@ -11,7 +11,7 @@ from rich.console import Console
 
 from rag.answer import Turn
 from rag.errors import InputError, RagError
-from rag.render import print_sources, stream_answer
+from rag.render import print_sources, source_location, stream_answer
 from rag.types import Answer
 
 if TYPE_CHECKING:
@@ -87,5 +87,5 @@ class ChatSession:
         self.last = final
         self.history.append(Turn(question, final.answer))
         if final.citations:
-            sources = ", ".join(f"[{c.marker}] {c.source}" for c in final.citations)
+            sources = "; ".join(f"[{c.marker}] {source_location(c)}" for c in final.citations)
             self.console.print(f"sources: {sources}", markup=False, highlight=False, style="dim")

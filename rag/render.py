@@ -32,8 +32,20 @@ def stream_answer(console: Console, events: Iterable[StreamEvent]) -> Answer:
     return final
 
 
+def source_location(c: Citation) -> str:
+    """Where a passage is, as far as it is known: ``usrguide.pdf, p. 3``."""
+    return c.source if c.page is None else f"{c.source}, p. {c.page}"
+
+
+def format_source(c: Citation) -> str:
+    """One source line: ``[1] usrguide.pdf, p. 3 — 2.1 Arguments > Optional arguments``
+    (the page and the section path only where known)."""
+    line = f"[{c.marker}] {source_location(c)}"
+    return f"{line} — {c.section}" if c.section else line
+
+
 def print_sources(console: Console, citations: Sequence[Citation], max_chars: int | None = None) -> None:
     for c in citations:
         text = c.text if max_chars is None or len(c.text) <= max_chars else c.text[: max_chars - 1] + "…"
-        console.print(f"  [{c.marker}] {c.source} [{c.start}:{c.end}]", markup=False, highlight=False, style="bold")
+        console.print(f"  {format_source(c)}", markup=False, highlight=False, style="bold")
         console.print(f"      {text}", highlight=False, markup=False, style="dim")

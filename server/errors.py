@@ -25,8 +25,17 @@ _HTTP_KINDS = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "
                413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error"}
 
 
+def error_body(kind: str, message: str) -> dict[str, dict[str, str]]:
+    """The body of every error the server sends, as a response or as a stream event."""
+    return {"error": {"type": kind, "message": message}}
+
+
+def rag_error_body(exc: RagError) -> dict[str, dict[str, str]]:
+    return error_body(exc.kind, exc.message)
+
+
 def error_response(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status, headers=headers)
+    return JSONResponse(error_body(kind, message), status_code=status, headers=headers)
 
 
 def rag_error_response(exc: RagError) -> JSONResponse:

@@ -12,6 +12,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.errors import AuthError, PayloadTooLargeError, RagError
+from server.errors import rag_error_body
 from server.metrics import Metrics
 
 # The web page and its assets hold no data; they ask for the key when the API needs one.
@@ -20,7 +21,7 @@ PUBLIC_PREFIXES = ("/static/",)
 
 
 async def _send_error(send: Send, exc: RagError) -> None:
-    body = json.dumps({"error": {"type": exc.kind, "message": exc.message}}).encode()
+    body = json.dumps(rag_error_body(exc)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if exc.http_status == 401:
         headers.append((b"www-authenticate", b"Bearer"))

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from rag.types import Answer, Citation, Timings
+from rag.types import Timings
 
 
 class AskRequest(BaseModel):
@@ -21,8 +21,37 @@ class AskRequest(BaseModel):
     stream: bool = Field(False, description="Answer as Server-Sent Events: token..., citations, done (or error).")
 
 
+class CitationOut(BaseModel):
+    """One cited passage (``rag.types.Citation``): what it says and where it is."""
+
+    marker: int = Field(..., description="The n of the [n] markers in the answer that cite this passage.")
+    source: str = Field(..., description="The document's source name, as 'rag list' shows it.")
+    chunk_id: str = Field(..., description="The indexed chunk the passage comes from.")
+    start: int = Field(..., description="Offset of the passage's first character in the document's extracted text.")
+    end: int = Field(..., description="Offset just past the passage's last character in the document's extracted text.")
+    text: str = Field(..., description="The passage, verbatim.")
+    score: float = Field(..., description="Retrieval score of the chunk (higher is more relevant).")
+    section: str = Field(..., description="Heading path of the passage, outermost first, joined by ' > ' "
+                                          "(e.g. 'functools > functools.lru_cache'); '' where the format "
+                                          "has no headings, such as plain text.")
+    page: int | None = Field(..., description="1-based page on which the passage starts (PDF); "
+                                              "null for formats without pages.")
+
+
+class AnswerOut(BaseModel):
+    """Exactly the ``rag ask --json`` object (``rag.types.Answer``)."""
+
+    question: str
+    answer: str = Field(..., description="The answer text with its [n] citation markers.")
+    abstained: bool = Field(..., description="True when the documents do not answer the question "
+                                             "(then there are no citations).")
+    citations: list[CitationOut]
+    timings: Timings
+    model: str = Field(..., description="The name of the answering model.")
+
+
 class HitOut(BaseModel):
-    """One passage found by hybrid search (the answer object is ``rag.types.Answer``)."""
+    """One passage found by hybrid search."""
 
     source: str
     chunk_id: str
@@ -129,7 +158,7 @@ class ChatUsage(BaseModel):
 class ChatAnswerMessage(BaseModel):
     role: Literal["assistant"]
     content: str = Field(..., description="The answer with its [n] markers.")
-    citations: list[Citation]
+    citations: list[CitationOut]
     abstained: bool
     timings: Timings
 
@@ -149,7 +178,7 @@ class ChatCompletion(BaseModel):
     model: str
     choices: list[ChatChoice]
     usage: ChatUsage
-    citations: list[Citation]
+    citations: list[CitationOut]
     abstained: bool
     timings: Timings
 
@@ -157,7 +186,7 @@ class ChatCompletion(BaseModel):
 class ChatDelta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
-    citations: list[Citation] | None = None
+    citations: list[CitationOut] | None = None
 
 
 class ChatChunkChoice(BaseModel):
@@ -175,7 +204,7 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChatChunkChoice]
     usage: ChatUsage | None = None
-    citations: list[Citation] | None = None
+    citations: list[CitationOut] | None = None
     abstained: bool | None = None
     timings: Timings | None = None
 
@@ -189,7 +218,7 @@ class TokenData(BaseModel):
 class CitationsData(BaseModel):
     answer: str
     abstained: bool
-    citations: list[Citation]
+    citations: list[CitationOut]
 
 
 def inline_schema(tp: object) -> dict[str, Any]:
@@ -217,7 +246,7 @@ def _json_data(tp: object) -> dict[str, Any]:
 
 def ask_event_schema() -> dict[str, Any]:
     """One event of a ``POST /v1/ask`` stream: ``token``..., ``citations``, ``done``, or ``error``."""
-    events = {"token": TokenData, "citations": CitationsData, "done": Answer, "error": ErrorOut}
+    events = {"token": TokenData, "citations": CitationsData, "done": AnswerOut, "error": ErrorOut}
     return {"type": "object", "required": ["event", "data"],
             "properties": {"event": {"type": "string", "enum": list(events)}, "data": {"type": "string"}},
             "anyOf": [{"properties": {"event": {"const": name}, "data": _json_data(tp)}}

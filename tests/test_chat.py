@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from pathlib import Path
 
 import pexpect
 import pytest
+from rich.console import Console
+
+from rag.chat import ChatSession
+from rag.types import Answer, Citation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +35,8 @@ def test_chat_session_in_a_terminal(seeded_dir: Path) -> None:
         child.expect_exact("you> ")
 
         child.sendline("/sources")
-        child.expect(r"\[1\] \S+\.txt")
+        # a plain-text source has no page and no section: the line ends with the file name
+        child.expect(r"\[1\] \S+\.txt(\x1b\[[0-9;]*m)*\r?\n")
         child.expect_exact("you> ")
 
         child.sendline("When will Meta release Llama 5?")
@@ -63,3 +69,16 @@ def test_chat_ends_on_ctrl_d(seeded_dir: Path) -> None:
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
+
+
+def test_sources_command_shows_page_and_section(fresh_engine) -> None:
+    buf = io.StringIO()
+    session = ChatSession(fresh_engine, Console(file=buf, width=200))
+    session.last = Answer("q?", "Use -v [1]. See also [2].", False, [
+        Citation(1, "usrguide.pdf", "c1", 837, 1076, "Optional arguments start with -.", 0.9,
+                 section="A > B", page=3),
+        Citation(2, "notes.txt", "c2", 0, 20, "Verbose mode is -v.", 0.8)])
+    assert session.command("/sources") is True
+    lines = buf.getvalue().splitlines()
+    assert "  [1] usrguide.pdf, p. 3 — A > B" in lines
+    assert "  [2] notes.txt" in lines

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 
+from rag.errors import RagError
+from rag.types import Answer, AnswerEvent, Citation, StreamEvent
+from server.errors import error_body
+from server.routes.openai_compat import _stream
+from server.schemas import ChatCompletionChunk
+
 openai = pytest.importorskip("openai")
+
+LOCATED = Citation(1, "usrguide.pdf", "c1", 837, 1076, "Optional arguments start with -.", 0.9,
+                   section="A > B", page=3)
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +34,8 @@ def test_completion_carries_markers_and_citations(client) -> None:
     assert "Clegg" in msg.content and "[1]" in msg.content
     citations = msg.model_extra["citations"]
     assert citations[0]["marker"] == 1 and "Clegg" in citations[0]["text"]
+    assert resp.model_extra["citations"] == citations
+    assert all((c["section"], c["page"]) == ("", None) for c in citations)  # the seeds are plain text
     assert resp.choices[0].finish_reason == "stop" and resp.usage.total_tokens > 0
 
 
@@ -33,6 +48,8 @@ def test_streaming_completion_ends_with_citations(client) -> None:
     final = chunks[-1]
     assert final.choices[0].finish_reason == "stop"
     assert "Clegg" in text and "[1]" in text and final.model_extra["citations"]
+    for c in final.model_extra["citations"]:
+        assert (c["section"], c["page"]) == ("", None)
     assert len(chunks) > 3
     whole = client.chat.completions.create(
         model="anything", messages=[{"role": "user", "content": "Who is Meta's president of global affairs?"}])
@@ -68,3 +85,47 @@ def test_last_message_must_be_from_the_user(api_url: str) -> None:
 def test_errors_reach_the_client_as_exceptions(client) -> None:
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "  "}])
+
+
+async def _no_more() -> AsyncIterator[StreamEvent]:
+    return
+    yield  # an async generator without events
+
+
+async def _failing() -> AsyncIterator[StreamEvent]:
+    raise RagError("the model stopped")
+    yield
+
+
+def _chunks(first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> list[str]:
+    async def collect() -> list[str]:
+        return [e async for e in _stream("chatcmpl-x", "m", first, rest)]
+
+    blocks = asyncio.run(collect())
+    assert all(b.startswith("data: ") and b.endswith("\n\n") for b in blocks)
+    return [b[6:-2] for b in blocks]
+
+
+def test_a_located_citation_keeps_section_and_page_in_the_stream() -> None:
+    answer = Answer("q?", "Use -v [1].", False, [LOCATED])
+    chunks = _chunks(AnswerEvent(answer), _no_more())
+    assert chunks[-1] == "[DONE]"
+    last = ChatCompletionChunk.model_validate_json(chunks[-2])
+    for citations in (last.citations, last.choices[0].delta.citations):
+        assert citations is not None
+        assert [(c.source, c.page, c.section) for c in citations] == [("usrguide.pdf", 3, "A > B")]
+
+
+def test_a_stream_error_is_the_one_error_body() -> None:
+    chunks = _chunks(AnswerEvent(Answer("q?", "x [1].", False, [LOCATED])), _failing())
+    assert json.loads(chunks[-2]) == error_body(RagError.kind, "the model stopped")
+    assert chunks[-1] == "[DONE]"
+
+
+def test_openapi_documents_section_and_page_on_chat_citations(api_url: str) -> None:
+    schemas = httpx.get(f"{api_url}/openapi.json", timeout=30).json()["components"]["schemas"]
+    ref = {"$ref": "#/components/schemas/CitationOut"}
+    assert schemas["ChatCompletion"]["properties"]["citations"]["items"] == ref
+    assert schemas["ChatAnswerMessage"]["properties"]["citations"]["items"] == ref
+    props = schemas["CitationOut"]["properties"]
+    assert props["section"]["description"] and props["page"]["description"]

@@ -119,6 +119,13 @@ def test_answer_with_clickable_citation(driver, api_url: str, tmp_path: Path) ->
     assert cited["text"][:60] in passage.text
     assert "Clegg" in passage.text
     assert cited["source"] in item.find_element(By.CSS_SELECTOR, ".citation-source").text
+    # a plain-text source: its file name, no page, no section; offsets only as the tooltip
+    assert (cited["section"], cited["page"]) == ("", None)
+    assert marker.get_attribute("aria-label") == f"Citation {n}: {cited['source']}"
+    head = item.find_element(By.CSS_SELECTOR, ".citation-head")
+    assert head.find_elements(By.CSS_SELECTOR, ".citation-page, .citation-section") == []
+    assert "chars" not in head.text and str(cited["start"]) not in head.text
+    assert f"{cited['start']}\u2013{cited['end']}" in head.get_attribute("title")
     assert driver.switch_to.active_element == item  # focus follows the link
     assert driver.find_element(By.ID, "timing").is_displayed()
 
@@ -130,6 +137,32 @@ def test_answer_with_clickable_citation(driver, api_url: str, tmp_path: Path) ->
     assert driver.save_screenshot(str(shot))
     assert shot.stat().st_size > 1000
     print(f"screenshot: {shot}")
+
+
+def test_a_source_shows_its_page_and_section(driver, api_url: str) -> None:
+    """The page's own rendering of one source, given a citation with a page and a
+    section (the real seeds are plain text, which have neither)."""
+    from selenium.webdriver.common.by import By
+
+    from rag.types import Answer, Citation
+
+    located = Citation(3, "usrguide.pdf", "c1", 837, 1076, "Optional arguments start with -.", 0.9,
+                       section="A > B", page=3)
+    cited = Answer("q?", "Use -v [3].", False, [located]).to_dict()["citations"][0]
+    driver.get(api_url + "/")
+    _wait(driver, lambda d: d.execute_script("return !!window.ragPage"), 30)
+    head = driver.execute_script(
+        "const head = window.ragPage.citationHead(arguments[0]);"
+        "document.getElementById('citation-list').appendChild(head);"
+        "document.getElementById('citations').hidden = false;"
+        "return head;", cited)
+    assert head.find_element(By.CSS_SELECTOR, ".citation-source").text == "usrguide.pdf"
+    assert head.find_element(By.CSS_SELECTOR, ".citation-page").text == "p. 3"
+    assert head.find_element(By.CSS_SELECTOR, ".citation-section").text == "A > B"
+    assert "chars" not in head.text and "837" not in head.text
+    assert head.get_attribute("title") == "characters 837\u20131076 of usrguide.pdf"
+    label = driver.execute_script("return window.ragPage.sourceLabel(arguments[0])", cited)
+    assert label == "usrguide.pdf, p. 3 \u2014 A > B"  # what `rag ask` prints after the marker
 
 
 def test_abstention_state(driver, api_url: str) -> None:
@@ -164,7 +197,7 @@ def test_error_state_shows_server_message(driver, fresh_api: str) -> None:
 def test_document_html_is_shown_as_text(driver, fresh_api: str) -> None:
     from selenium.webdriver.common.by import By
 
-    up = httpx.post(fresh_api + "/v1/documents", json={"source": "hostile.html", "text": HOSTILE}, timeout=WAIT_S)
+    up = httpx.post(fresh_api + "/v1/documents", json={"source": "hostile.txt", "text": HOSTILE}, timeout=WAIT_S)
     assert up.status_code == 200, up.text
 
     _ask(driver, fresh_api, "Where was the Zebra Protocol signed?")
@@ -180,7 +213,7 @@ def test_document_html_is_shown_as_text(driver, fresh_api: str) -> None:
     assert "Zebra Protocol" in passage.text
     assert "<script>window.__pwned=1</script>" in passage.text  # shown literally
     assert "<b>bold</b>" in passage.text
-    assert "hostile.html" in driver.find_element(By.ID, f"cite-{n}").text
+    assert "hostile.txt" in driver.find_element(By.ID, f"cite-{n}").text
     assert driver.execute_script("return window.__pwned") is None
     for area in ("result", "citations"):
         root = driver.find_element(By.ID, area)

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from rag.errors import RagError
-from rag.types import Answer, AnswerEvent, StreamEvent, TokenEvent
+from rag.types import AnswerEvent, StreamEvent, TokenEvent
+from server.errors import rag_error_body
 from server.routes._deps import ANSWER_ERROR_RESPONSES, require_json, service, sse
-from server.schemas import AskRequest, ask_event_schema
+from server.schemas import AnswerOut, AskRequest, ask_event_schema
 
 router = APIRouter(tags=["answers"])
 
@@ -38,12 +39,12 @@ async def _events(first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> Async
                 yield sse("done", d)
             event = await anext(rest, None)
     except RagError as exc:
-        yield sse("error", {"error": {"type": exc.kind, "message": exc.message}})
+        yield sse("error", rag_error_body(exc))
     finally:
         await rest.aclose()
 
 
-@router.post("/v1/ask", response_model=Answer, responses=_STREAM_DOC, dependencies=[Depends(require_json)])
+@router.post("/v1/ask", response_model=AnswerOut, responses=_STREAM_DOC, dependencies=[Depends(require_json)])
 async def ask(body: AskRequest, request: Request) -> object:
     """Answer a question from the indexed documents; every sentence cites verbatim passages."""
     svc = service(request)

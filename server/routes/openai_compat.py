@@ -22,6 +22,7 @@ from fastapi.responses import StreamingResponse
 from rag.answer import Turn
 from rag.errors import InputError, RagError
 from rag.types import Answer, AnswerEvent, StreamEvent
+from server.errors import rag_error_body
 from server.routes._deps import ANSWER_ERROR_RESPONSES, require_json, service
 from server.schemas import ChatCompletion, ChatRequest, chat_event_schema
 from server.service import reject_control_chars
@@ -55,11 +56,15 @@ def _extras(answer: Answer) -> dict[str, object]:
     return {"citations": d["citations"], "abstained": d["abstained"], "timings": d["timings"]}
 
 
+def _data(obj: object) -> str:
+    """One event of an OpenAI stream: ``data:`` and JSON on one line."""
+    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+
+
 def _chunk(cid: str, created: int, model: str, delta: dict[str, object], finish: str | None = None,
            **extra: object) -> str:
-    obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
-    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+    return _data({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                  "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra})
 
 
 async def _stream(cid: str, model: str, first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> AsyncIterator[str]:
@@ -77,7 +82,7 @@ async def _stream(cid: str, model: str, first: StreamEvent, rest: AsyncIterator[
                              usage=_usage(a), **extras)
             event = await anext(rest, None)
     except RagError as exc:
-        yield f"data: {json.dumps({'error': {'type': exc.kind, 'message': exc.message}})}\n\n"
+        yield _data(rag_error_body(exc))
     finally:
         await rest.aclose()
     yield "data: [DONE]\n\n"

@@ -97,6 +97,43 @@
 
   // --- citations --------------------------------------------------------------
 
+  // "p. 3" where the passage has a page (PDF), else "".
+  function pageLabel(c) {
+    return Number.isInteger(c.page) ? "p. " + c.page : "";
+  }
+
+  // The heading path of the passage ("A > B"), "" where the format has none.
+  function sectionLabel(c) {
+    return typeof c.section === "string" ? c.section : "";
+  }
+
+  // Where a passage is, in words, as `rag ask` prints it: "guide.pdf, p. 3 \u2014 A > B".
+  function sourceLabel(c) {
+    const page = pageLabel(c);
+    const section = sectionLabel(c);
+    return String(c.source) + (page ? ", " + page : "") + (section ? " \u2014 " + section : "");
+  }
+
+  // The button that opens a passage: marker, file name, page and section (what is known);
+  // the character offsets only as its tooltip.
+  function citationHead(c) {
+    const marker = String(c.marker);
+    const head = el("button", "citation-head");
+    head.type = "button";
+    head.setAttribute("aria-expanded", "false");
+    head.setAttribute("aria-controls", "passage-" + marker);
+    head.appendChild(el("span", "citation-marker", "[" + marker + "]"));
+    const where = el("span", "citation-where");
+    where.appendChild(el("span", "citation-source", c.source));
+    if (pageLabel(c)) where.appendChild(el("span", "citation-page", pageLabel(c)));
+    if (sectionLabel(c)) where.appendChild(el("span", "citation-section", sectionLabel(c)));
+    head.appendChild(where);
+    if (Number.isFinite(c.start) && Number.isFinite(c.end)) {
+      head.title = "characters " + c.start + "\u2013" + c.end + " of " + c.source;
+    }
+    return head;
+  }
+
   function renderCitations(citations) {
     clear(citationList);
     const byMarker = new Map();
@@ -108,15 +145,7 @@
       item.tabIndex = -1;
       item.dataset.marker = marker;
 
-      const head = el("button", "citation-head");
-      head.type = "button";
-      head.setAttribute("aria-expanded", "false");
-      head.setAttribute("aria-controls", "passage-" + marker);
-      head.appendChild(el("span", "citation-marker", "[" + marker + "]"));
-      head.appendChild(el("span", "citation-source", c.source));
-      if (Number.isFinite(c.start) && Number.isFinite(c.end)) {
-        head.appendChild(el("span", "citation-range", "chars " + c.start + "\u2013" + c.end));
-      }
+      const head = citationHead(c);
       head.addEventListener("click", () => togglePassage(item));
 
       const passage = el("blockquote", "citation-text", c.text);
@@ -166,7 +195,7 @@
         const link = el("a", "marker", match);
         link.href = "#cite-" + n;
         link.dataset.marker = n;
-        link.setAttribute("aria-label", "Citation " + n + ": " + cited.source);
+        link.setAttribute("aria-label", "Citation " + n + ": " + sourceLabel(cited));
         link.addEventListener("click", (event) => {
           event.preventDefault();
           showCitation(n);
@@ -329,6 +358,9 @@
   }
 
   // --- wiring -------------------------------------------------------------------
+
+  // The pure rendering of one source, for tests/test_web.py to check with any citation.
+  window.ragPage = Object.freeze({ citationHead: citationHead, sourceLabel: sourceLabel });
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
