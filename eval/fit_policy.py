@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rag.evaluation.dataset import load_dataset  # noqa: E402
-from rag.evaluation.fitting import QuestionRows, fit_policy, leave_one_corpus_out, simulate  # noqa: E402
+from rag.evaluation.fitting import QuestionRows, choose_l2, fit_policy, leave_one_corpus_out, simulate  # noqa: E402
 from rag.evaluation.scorer import fact_present  # noqa: E402
 from rag.selection import FEATURES, POLICY_FILE, SelectionPolicy  # noqa: E402
 from rag.text import normalize  # noqa: E402
@@ -67,7 +67,7 @@ def build_table(suite: Path, data_root: Path) -> list[dict[str, object]]:
         items = load_dataset(questions)
         for item in items:
             question = analyse(item.question, retrieval_query(item.question, ()))
-            result = engine.retriever.retrieve(question.query, k)
+            result = engine.retriever.retrieve(question.query, k, statement=question.statement)
             rows = candidate_features(question, result)
             out.append({
                 "corpus": name, "id": item.id, "answerable": item.answerable, "n_facts": len(item.answers),
@@ -148,17 +148,20 @@ def main() -> int:
             table = build_table(args.suite, data_root)
             save_table(table, TABLE)
         rows = to_rows(table)
-        policy = fit_policy(rows)
+        l2, by_l2 = choose_l2(rows)
+        policy = fit_policy(rows, l2)
         if args.check:
             committed = SelectionPolicy.load(POLICY_FILE)
             same = committed == policy
             print("rag/policy.json " + ("matches the fit" if same else "DIFFERS from the fit"))
             return 0 if same else 1
         policy.save(POLICY_FILE)
+        print("penalty chosen:", l2, "leave-one-corpus-out macro by penalty:",
+              json.dumps({str(k): round(v, 3) for k, v in by_l2.items()}))
         print("in-sample (simulated extractive strict):",
               json.dumps({k: round(v, 3) for k, v in simulate(rows, policy).items()}))
         LOCO_DIR.mkdir(exist_ok=True)
-        loco = leave_one_corpus_out(rows)
+        loco = leave_one_corpus_out(rows, l2)
         for name, (fold, _) in loco.items():
             fold.save(LOCO_DIR / f"{name}.json")
         sims = {name: round(s, 3) for name, (_, s) in loco.items()}

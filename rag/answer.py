@@ -107,7 +107,7 @@ class AnswerPipeline:
         q = prepare_question(question, self.max_question_chars)
         t0 = time.perf_counter()
         analysed = analyse(q, retrieval_query(q, history))
-        result = self.retriever.retrieve(analysed.query, k)
+        result = self.retriever.retrieve(analysed.query, k, statement=analysed.statement)
         if not result.hits and self.retriever.store.count() == 0:  # counted only when nothing was found
             raise IndexEmptyError("the index is empty: add documents first with 'rag ingest PATH'")
         selection = select(analysed, result, self.policy)

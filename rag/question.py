@@ -45,6 +45,7 @@ class Question:
     content: tuple[str, ...]  # stemmed content tokens, in order, no repeats
     terms: tuple[str, ...]  # names, numbers, quoted strings and code tokens the question gives verbatim
     parts: int  # how many things the question asks for (1 + conjoined asks)
+    statement: str = ""  # the question without its interrogative opening: what an answer would state
 
     @property
     def norm(self) -> str:
@@ -96,11 +97,30 @@ def count_parts(text: str) -> int:
     return min(parts, 4)
 
 
+_OPENING = re.compile(r"^(?:(?:and|so|but|also|then)\s+)?(?:(?:in|on|at|from|for|to|by|with|of|under|since|until)\s+)?"
+                      r"(?:what|which|who|whom|whose|when|where|why|how)(?:\s+(?:many|much|long|often|far|"
+                      r"frequently|large|big|old|kind|sort|type))?(?P<noun>(?:\s+[\w-]+){0,2}?)\s+"
+                      r"(?:is|are|was|were|do|does|did|can|could|will|would|should|has|have|had|may|must|might)\b\s*",
+                      re.I)
+
+
+def statement_of(text: str) -> str:
+    """The question as the start of a statement: "How often are the archives
+    updated?" -> "the archives updated", "Which kernel is it based on?" -> "it
+    based on kernel"; unchanged when no opening is recognised."""
+    m = _OPENING.match(text.strip())
+    if not m:
+        return text
+    body = text.strip()[m.end():].rstrip(" ?")
+    noun = m.group("noun").strip()
+    return f"{body} {noun}".strip() if body else text
+
+
 def analyse(text: str, query: str | None = None) -> Question:
     text = " ".join(text.split())
     return Question(text=text, query=query or text, kind=answer_kind(text),
                     content=tuple(dict.fromkeys(tokens(text))), terms=verbatim_terms(text),
-                    parts=count_parts(text))
+                    parts=count_parts(text), statement=statement_of(text))
 
 
 def with_history(text: str, previous: Sequence[str]) -> str:

@@ -41,6 +41,7 @@ class SearchResult:
     extra: list[SearchHit] = field(default_factory=list)  # each ranker's best, beyond the fused top-k
     sentences: list[Record] = field(default_factory=list)  # the evidence units of hits + extra
     sentence_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    statement_vector: np.ndarray | None = None  # the question put as a statement (see rag.question)
 
     def to_dict(self) -> dict[str, object]:
         return {"query": self.query, "results": [h.to_dict() for h in self.hits]}
@@ -86,11 +87,14 @@ class HybridRetriever:
         return SearchResult(query, [hit(i) for i in order], vector, lexical,
                             (time.perf_counter() - t0) * 1000, extra)
 
-    def retrieve(self, query: str, k: int = 5, per_ranker: int = 2) -> SearchResult:
+    def retrieve(self, query: str, k: int = 5, per_ranker: int = 2, statement: str | None = None) -> SearchResult:
         """``search`` plus the evidence units (sentences) of every chunk found and
-        their vectors, in one trip: evidence selection needs nothing else."""
+        their vectors, in one trip: evidence selection needs nothing else. A
+        ``statement`` (the question put as a statement) is embedded too."""
         t0 = time.perf_counter()
         result = self.search(query, k, per_ranker=per_ranker)
+        result.statement_vector = (self.embedder.embed([statement])[0] if statement and statement != query
+                                   else result.query_vector)
         ids = [h.chunk_id for h in result.hits + result.extra]
         result.sentences, result.sentence_vectors = self.store.sentences_of(ids)
         result.retrieval_ms = (time.perf_counter() - t0) * 1000

@@ -39,6 +39,8 @@ FEATURES: tuple[str, ...] = (
     "dense",  # cosine similarity of question and unit
     "dense_rank",  # 1 / (1 + rank of the unit by dense similarity among the candidates)
     "dense_gap",  # dense similarity minus the best among the candidates
+    "statement_dense",  # cosine similarity of the question put as a statement and the unit
+    "window_dense",  # cosine similarity of the question and the mean of the unit's and its neighbours' vectors
     "chunk_dense",  # cosine similarity of question and the unit's chunk (0 when not in the dense list)
     "chunk_rank",  # 1 / (1 + rank of the unit's chunk in the fused retrieval list)
     "coverage",  # IDF-weighted share of the question's content words found in the unit
@@ -47,6 +49,7 @@ FEATURES: tuple[str, ...] = (
     "coverage_rank",  # 1 / (1 + rank of the unit by coverage among the candidates)
     "coverage_gap",  # coverage minus the best among the candidates
     "phrase",  # share of the question's adjacent content-word pairs found adjacent in the unit
+    "prefix_coverage",  # coverage counting words that share their first PREFIX letters as found
     "rare_match",  # the highest IDF among matched question words / the highest IDF among all of them
     "novelty",  # share of the unit's content words that the question does not contain
     "terms_missing",  # share of the question's verbatim terms absent from the unit, neighbours and section
@@ -55,7 +58,9 @@ FEATURES: tuple[str, ...] = (
     "is_code",  # the unit is a code block or table
     "is_heading",  # the unit is a heading
     "length",  # log(characters) / log(1000)
+    "opens_section",  # the unit is the first of its chunk after a heading, or of its chunk
 )
+PREFIX = 5  # letters two words must share to meet in prefix_coverage
 
 _YEAR = re.compile(r"\b(?:1[5-9]|20)\d\d\b")
 _MONTH = re.compile(r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
@@ -76,6 +81,12 @@ _INJECTION = re.compile(
     r"\b(?:must|should) be (?:reported|answered|given) as\b|\bnew instructions?\b|"
     r"\bdo not (?:cite|mention|follow)\b|\bjailbreak\b|\bpretend (?:to be|you are)\b",
     re.I)
+
+
+# A unit that opens by pointing back ("This ...", "The same program ...") is cited
+# together with the unit before it, so that what it refers to is in the citation.
+_ANAPHOR = re.compile(r"^[\"'“‘(]*(?:this|that|these|those|it|its|they|them|their|such|he|she|his|her|both|"
+                      r"here|there|the same|the former|the latter|the above|also)\b", re.I)
 
 
 def looks_like_injection(text: str) -> bool:
@@ -157,8 +168,24 @@ def _rank_scores(values: list[float]) -> list[float]:
     return out
 
 
+def _with_antecedent(rec: Record, prev: Record | None, chunks: dict[str, tuple[int, str]]) -> Record:
+    """``rec``, or the passage from the unit before it to its end when it opens by
+    pointing back (the passage is cut from its chunk, so it is verbatim)."""
+    if prev is None or prev.metadata.get("kind") == "heading" or not _ANAPHOR.match(rec.text):
+        return rec
+    chunk = chunks.get(str(rec.metadata.get("chunk_id")))
+    if chunk is None:
+        return rec
+    start, text = chunk
+    lo, hi = prev.start - start, rec.end - start
+    if lo < 0 or hi > len(text) or text[hi - len(rec.text):hi] != rec.text:
+        return rec
+    return Record(rec.id, text[lo:hi], {**rec.metadata, "start": prev.start})
+
+
 def candidate_features(question: Question, result: SearchResult) -> list[tuple[Record, np.ndarray]]:
-    """Every usable evidence unit of the retrieved chunks with its signals."""
+    """Every usable evidence unit of the retrieved chunks with its signals (a unit
+    that points back comes with the unit before it: see ``_with_antecedent``)."""
     records = result.sentences
     if not records:
         return []
@@ -169,15 +196,20 @@ def candidate_features(question: Question, result: SearchResult) -> list[tuple[R
     hits = result.hits + result.extra
     chunk_rank = {h.chunk_id: 1.0 / (1 + i) for i, h in enumerate(hits)}
     chunk_dense = {h.chunk_id: h.dense for h in hits}
+    chunk_text = {h.chunk_id: (h.start, h.text) for h in hits}
     by_pos = {(str(r.metadata.get("chunk_id")), int(r.metadata.get("index", 0))): r for r in records}
     toks = {r.id: set(tokens(r.text)) for r in records}
     dense = result.sentence_vectors @ result.query_vector if len(records) else np.zeros(0)
+    stated = result.statement_vector if result.statement_vector is not None else result.query_vector
+    dense_statement = result.sentence_vectors @ stated
+    row_of = {r.id: i for i, r in enumerate(records)}
+    q_prefix = [t[:PREFIX] for t in q]
     q_norm = question.norm
     q_set = set(q)
     q_list = tokens(question.text)
     q_pairs = set(zip(q_list, q_list[1:]))
     rows: list[tuple[Record, list[float]]] = []
-    for rec, d in zip(records, dense):
+    for rec, d, ds in zip(records, dense, dense_statement):
         if looks_like_injection(rec.text):
             continue
         cid, idx = str(rec.metadata.get("chunk_id")), int(rec.metadata.get("index", 0))
@@ -191,14 +223,22 @@ def candidate_features(question: Question, result: SearchResult) -> list[tuple[R
         around = normalize(" ".join([section] + [by_pos[(cid, j)].text for j in (idx - 1, idx, idx + 1)
                                                  if (cid, j) in by_pos]))
         matched = [w for t, w in zip(q, idf) if t in s_tok]
+        neighbours = [row_of[by_pos[(cid, j)].id] for j in (idx - 1, idx, idx + 1) if (cid, j) in by_pos]
+        mean_vec = result.sentence_vectors[neighbours].sum(axis=0)
+        norm = float(np.linalg.norm(mean_vec)) or 1.0
+        s_prefix = {t[:PREFIX] for t in s_tok}
+        prev = by_pos.get((cid, idx - 1))
+        opens = prev is None or prev.metadata.get("kind") == "heading"
         s_list = tokens(rec.text)
         s_pairs = set(zip(s_list, s_list[1:]))
         missing = [t for t in question.terms if normalize(t) not in around]
         form = _form(rec.text, question, q_norm)
-        rows.append((rec, [
-            float(d), 0.0, 0.0, chunk_dense.get(cid, 0.0), chunk_rank.get(cid, 0.0),
+        rows.append((_with_antecedent(rec, by_pos.get((cid, idx - 1)), chunk_text), [
+            float(d), 0.0, 0.0, float(ds), float(mean_vec @ result.query_vector) / norm,
+            chunk_dense.get(cid, 0.0), chunk_rank.get(cid, 0.0),
             _coverage(q, idf, s_tok), _coverage(q, idf, window), _coverage(q, idf, sec_tok), 0.0, 0.0,
             len(q_pairs & s_pairs) / len(q_pairs) if q_pairs else 0.0,
+            _coverage(tuple(q_prefix), idf, s_prefix),
             (max(matched) / max_idf) if matched else 0.0,
             len(s_tok - q_set) / max(1, len(s_tok)),
             len(missing) / len(question.terms) if question.terms else 0.0,
@@ -206,6 +246,7 @@ def candidate_features(question: Question, result: SearchResult) -> list[tuple[R
             1.0 if rec.metadata.get("kind") in ("code", "table") else 0.0,
             1.0 if rec.metadata.get("kind") == "heading" else 0.0,
             math.log(max(2, len(rec.text))) / math.log(1000),
+            1.0 if opens else 0.0,
         ]))
     i_dense, i_cov, i_win = FEATURES.index("dense"), FEATURES.index("coverage"), FEATURES.index("window_coverage")
     dense_rank = _rank_scores([r[1][i_dense] for r in rows])

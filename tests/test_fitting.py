@@ -34,7 +34,7 @@ def test_strict_needs_every_fact_and_a_fact_in_every_citation() -> None:
 
 def test_the_fit_separates_a_clear_signal_and_is_deterministic() -> None:
     rows = [_row(c, f"{c}{i}", i % 3 != 0, 0.9 if i % 3 else 0.3) for c in ("x", "y") for i in range(12)]
-    first, second = fit_policy(rows), fit_policy(rows)
+    first, second = fit_policy(rows, 1.0), fit_policy(rows, 1.0)
     assert first == second
     assert first.weights["dense"] > 0
     assert simulate(rows, first)["macro"] == 1.0
