@@ -330,3 +330,13 @@ def test_aggregate_page_accuracy_and_fragment_rate() -> None:
     assert m.fragment_rate == pytest.approx(2 / 4)  # 4 answers given
     none = aggregate([score_question(ITEM, answer("x", abstained=True))])
     assert none.page_accuracy is None and none.pages_judged == 0 and none.fragment_rate is None
+
+
+def test_an_answer_copied_from_its_citations_is_verbatim_and_a_phrased_one_is_not() -> None:
+    from rag.evaluation.scorer import is_verbatim
+    from rag.types import Answer, Citation
+
+    cite = Citation(1, "a.txt", "c", 0, 30, "The archives are updated\ntwice every day.", 1.0)
+    assert is_verbatim(Answer("q", "The archives are updated twice every day [1].", False, [cite]))
+    assert not is_verbatim(Answer("q", "They are updated twice a day [1].", False, [cite]))
+    assert not is_verbatim(Answer("q", "No answer.", True, []))

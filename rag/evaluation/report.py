@@ -33,6 +33,7 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("nli_support", "NLI support (second judge)", "rate"),
     ("mean_answer_words", "mean answer length (words)", "num"),
     ("fragment_rate", "answers ending mid-sentence", "rate"),
+    ("verbatim_rate", "answers copied from the citations", "rate"),
     ("total_ms_p50", "latency total p50 (ms)", "ms"),
     ("total_ms_p95", "latency total p95 (ms)", "ms"),
     ("ttft_ms_p50", "time to first token p50 (ms)", "ms"),
@@ -98,7 +99,7 @@ def _basis(key: str, m: dict[str, Any]) -> str:
         return f"{m.get('nli_judged', 0)} judged answers"
     if key == "page_accuracy":
         return f"{m.get('pages_judged', 0)} citations with gold pages"
-    if key in ("mean_answer_words", "fragment_rate"):
+    if key in ("mean_answer_words", "fragment_rate", "verbatim_rate"):
         return "answers given"
     return f"{m['answerable']} answerable"
 

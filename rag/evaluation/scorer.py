@@ -34,6 +34,8 @@ Aggregates (``None`` where the denominator is empty):
 * ``page_accuracy``: citations naming a gold page / citations judged for page
   (``pages_judged``), over the answered answerable questions that have ``pages``.
 * ``fragment_rate``: fragments / answers given (all questions not abstained).
+* ``verbatim_rate``: answers given that are their cited passages word for word /
+  answers given (the rest are the model's own verified phrasing).
 * ``abstention_rate``: abstained / unanswerable questions.
 * ``retrieval_*_recall_at_k`` (over answerable questions with retrieval results):
   *source*: a supporting source among the top-k; *fact*: every fact present in the
@@ -130,6 +132,7 @@ class QuestionScore:
     ttft_ms: float
     nli_entailed: bool | None = None
     fragment: bool = False
+    verbatim: bool = False
 
     @property
     def failed(self) -> bool:
@@ -166,6 +169,7 @@ class Metrics:
     page_accuracy: float | None = None
     pages_judged: int = 0
     fragment_rate: float | None = None
+    verbatim_rate: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -197,6 +201,16 @@ def is_fragment(answer: str) -> bool:
     """Whether the answer, markers removed, does not end a sentence (``.``, ``!``, ``?``,
     optionally followed by closing brackets or quotes)."""
     return not _SENTENCE_END.search(strip_markers(answer))
+
+
+def is_verbatim(answer: Answer) -> bool:
+    """Whether the answer, markers removed, is its cited passages copied word for
+    word (rather than phrased by the model)."""
+    if answer.abstained or not answer.citations:
+        return False
+    words = re.findall(r"\w+", normalize(strip_markers(answer.answer)))
+    cited = re.findall(r"\w+", normalize(" ".join(c.text for c in answer.citations)))
+    return words == cited
 
 
 def _concat(texts: Sequence[str]) -> str:
@@ -299,7 +313,7 @@ def score_question(item: EvalItem, answer: Answer, retrieved: Sequence[Passage] 
         strict=strict, citations=judged, verdicts=tuple(verdicts), retrieval=retrieval,
         answer_words=0 if answer.abstained else count_words(answer.answer),
         total_ms=float(answer.timings.total_ms), ttft_ms=float(answer.timings.ttft_ms), nli_entailed=nli_entailed,
-        fragment=not answer.abstained and is_fragment(answer.answer))
+        fragment=not answer.abstained and is_fragment(answer.answer), verbatim=is_verbatim(answer))
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -347,4 +361,5 @@ def aggregate(scores: Sequence[QuestionScore]) -> Metrics:
         nli_support=_rate(sum(nli), len(nli)), nli_judged=len(nli),
         page_accuracy=_rate(sum(paged), len(paged)), pages_judged=len(paged),
         fragment_rate=_rate(sum(s.fragment for s in given), len(given)),
+        verbatim_rate=_rate(sum(s.verbatim for s in given), len(given)),
     )

@@ -44,6 +44,7 @@ SUMMARY: tuple[tuple[str, str, str], ...] = (
     ("retrieval_recall_at_k", "retr. recall@k", "rate"),
     ("mean_answer_words", "words", "num"),
     ("fragment_rate", "fragments", "rate"),
+    ("verbatim_rate", "verbatim", "rate"),
     ("page_accuracy", "page acc.", "rate"),
     ("total_ms_p50", "p50 ms", "ms"),
 )
