@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from rag.chunking import Span, split_sentences
 from rag.drafting import Drafter, clean_draft, verify_draft
 from rag.errors import EmptyQuestionError, IndexEmptyError
 from rag.generation import Generator
@@ -70,11 +71,15 @@ def with_marker(sentence: str, markers: Sequence[int]) -> str:
 
 
 def as_sentence(unit: str, markers: Sequence[int]) -> str:
-    """A cited unit as a whole sentence of the answer: whitespace collapsed, the
-    markers before its final punctuation (a unit without any, such as a code
-    line, is closed with a period after the markers)."""
-    text = with_marker(" ".join(unit.split()), markers)
-    return text if re.search(r"[.!?][\"'”’)\]]*$", text) else text + "."
+    """A cited unit as whole sentences of the answer: whitespace collapsed, each
+    sentence with the markers before its final punctuation (a unit without any,
+    such as a code line, is closed with a period after the markers)."""
+    flat = " ".join(unit.split())
+    out = []
+    for sentence in split_sentences(flat) or [Span(0, len(flat), flat)]:
+        text = with_marker(sentence.text, markers)
+        out.append(text if re.search(r"[.!?][\"'”’)\]]*$", text) else text + ".")
+    return " ".join(out)
 
 
 def citation(marker: int, unit: Candidate) -> Citation:

@@ -47,7 +47,7 @@ def test_with_marker_goes_before_the_final_period() -> None:
 def test_a_cited_unit_becomes_a_whole_sentence() -> None:
     assert as_sentence("The Army\n  deploys AI.", [1]) == "The Army deploys AI [1]."
     assert as_sentence("path.win32", [2]) == "path.win32 [2]."  # a code unit is closed
-    assert as_sentence("Is it? Yes!", [1]) == "Is it? Yes [1]!"
+    assert as_sentence("Is it? Yes!", [1]) == "Is it [1]? Yes [1]!"  # every sentence of a passage is marked
 
 
 def test_prepare_question() -> None:
