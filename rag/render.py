@@ -46,6 +46,7 @@ def format_source(c: Citation) -> str:
 
 def print_sources(console: Console, citations: Sequence[Citation], max_chars: int | None = None) -> None:
     for c in citations:
-        text = c.text if max_chars is None or len(c.text) <= max_chars else c.text[: max_chars - 1] + "…"
+        flat = " ".join(c.text.split())  # the passage as one paragraph (its line breaks are layout)
+        text = flat if max_chars is None or len(flat) <= max_chars else flat[: max_chars - 1] + "…"
         console.print(f"  {format_source(c)}", markup=False, highlight=False, style="bold")
         console.print(f"      {text}", highlight=False, markup=False, style="dim")

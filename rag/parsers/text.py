@@ -9,7 +9,8 @@ parser decides is where blocks begin and end:
   otherwise (a new block) — also before a line that starts a list item;
 * a stand-alone short line without closing punctuation (or a numbered title such
   as "3. Conveying Verbatim Copies.") is a heading: it names the section of the
-  blocks after it.
+  blocks after it; a paragraph that opens with its own numbered title ("3. Grant
+  of Patent License. Subject to …") starts a section of that name.
 
 "Hard-wrapped" means that nearly all lines are at most ``WRAP_MAX_WIDTH``
 characters; "nearly full" means at least ``FULL_LINE_SHARE`` of the document's
@@ -30,6 +31,8 @@ HEADING_MAX_WORDS = 10
 _LIST_START = re.compile(r"\s*(?:[-*•‣◦+]\s|\(?[0-9]{1,3}[.)]\s|\(?[a-zA-Z][.)]\s|\([ivx]{1,4}\)\s)")
 _NUMBERED_TITLE = re.compile(r"\s*(?:[0-9]{1,3}(?:\.[0-9]{1,3})*\.?|[A-Z]\.)\s+[A-Z][^.!?]{0,70}[.:]?\s*$")
 _CLOSED = re.compile(r"[.!?:;,\"'”’)\]]\s*$")
+# a paragraph that opens with its own numbered title: "3. Grant of Patent License. Subject to …"
+_RUN_IN_TITLE = re.compile(r"\s*([0-9]{1,3}(?:\.[0-9]{1,3})*\.\s+[A-Z][^.!?\n]{0,60}\.)\s+\S")
 
 
 def _lines(text: str) -> list[tuple[int, int]]:
@@ -90,6 +93,9 @@ def parse_text(text: str, source: str) -> Document:
             section = " ".join(body.split())
             blocks.append(Block(start, end, "heading", section))
             continue
-        kind = "item" if _LIST_START.match(body) else "text"
+        run_in = _RUN_IN_TITLE.match(body)
+        if run_in and len(run_in.group(1).split()) <= HEADING_MAX_WORDS:
+            section = " ".join(run_in.group(1).split())
+        kind = "item" if _LIST_START.match(body) and not run_in else "text"
         blocks.append(Block(start, end, kind, section))
     return Document(source, text, tuple(blocks))
