@@ -48,7 +48,7 @@ class IngestReport:
 
 # Bumped whenever parsing or chunking changes what a document's records are, so
 # that re-ingesting an unchanged file rewrites records made by older code.
-RECORDS_VERSION = "2"
+RECORDS_VERSION = "3"
 
 
 def doc_hash(text: str) -> str:
