@@ -2,15 +2,15 @@
 
 What is found here is generic English question form, not the wording of any
 corpus: the expected kind of answer (from the interrogative), the content words
-(stemmed, stopwords removed), and the terms the question names verbatim (quoted
-strings, code-like tokens, capitalised names and numbers), which the evidence
-must contain for the question to be answerable at all.
+(stemmed, stopwords removed), the terms the question names verbatim (quoted
+strings, code-like tokens, capitalised names and numbers; selection measures how
+many of them are missing around each unit), how many things it asks, and the
+question put as a statement.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.text import STOPWORDS, normalize, tokens
@@ -34,7 +34,6 @@ _CODE = re.compile(r"(?<![\w\\])(?:\\[A-Za-z@]+|[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)
                    r"[a-z]+_[a-z_0-9]+|--?[a-z][\w-]+|[a-z]+[A-Z]\w*)")
 _NAME = re.compile(r"(?<!^)(?<![.?!]\s)\b[A-Z][\w’'&-]*(?:\s+[A-Z][\w’'&-]*)*")
 _NUMBER = re.compile(r"\b\d[\d,.:]*\b")
-_DIGIT_CHUNK = re.compile(r"\d")
 
 
 @dataclass(frozen=True)
@@ -121,8 +120,3 @@ def analyse(text: str, query: str | None = None) -> Question:
     return Question(text=text, query=query or text, kind=answer_kind(text),
                     content=tuple(dict.fromkeys(tokens(text))), terms=verbatim_terms(text),
                     parts=count_parts(text), statement=statement_of(text))
-
-
-def with_history(text: str, previous: Sequence[str]) -> str:
-    """The retrieval query of a follow-up: the question after the previous one."""
-    return f"{previous[-1]} {text}" if previous else text

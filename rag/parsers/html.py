@@ -25,12 +25,12 @@ inline so that custom elements never split a sentence.
 from __future__ import annotations
 
 import logging
-import re
 
 import lxml.html
 from lxml import etree
 
-from rag.document import Block, Document
+from rag.document import Document
+from rag.parsers.builder import BlockWriter, collapse
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +56,8 @@ _SOFT_BLOCKS = frozenset({
     "tr", "td", "th",
 })
 _CODE_TAGS = frozenset({"pre", "listing", "xmp", "plaintext"})
-_WS = re.compile(r"\s+")
 _MAX_DEPTH = 200  # libxml2 stops at 256 levels; deeper content is read as flat text
 _TERM_MAX = 80
-
-
-def _collapse(text: str) -> str:
-    return _WS.sub(" ", text).strip()
 
 
 def _is_hidden(el: etree._Element) -> bool:
@@ -122,56 +117,38 @@ def _main_content(root: etree._Element) -> etree._Element:
     if len(articles) == 1:
         candidates.append(articles[0])
     for el in candidates:
-        if _collapse(_text(el)):
+        if collapse(_text(el)):
             return el
     body = root.find("body")
     return body if body is not None else root
 
 
-class _Builder:
+class _Builder(BlockWriter):
     """Collects ``text`` and its blocks while the tree is walked (one per parse)."""
 
     def __init__(self, title: str) -> None:
-        self.parts: list[str] = []
-        self.pos = 0
-        self.blocks: list[Block] = []
+        super().__init__()
         self.run: list[str] = []
         self.kind = "text"
-        self.headings: list[tuple[int, str]] = [(0, title)] if title else []
+        self.headings = [(0, title)] if title else []
         self.terms: list[str] = []
         self.pending_terms: list[str] = []
 
     def section(self) -> str:
         return " > ".join([h for _, h in self.headings] + self.terms)
 
-    def emit(self, text: str, kind: str, section: str | None = None) -> None:
-        stripped = text.strip()
-        if not stripped:
-            return
-        lead = text[: len(text) - len(text.lstrip())].rsplit("\n", 1)[-1]
-        sep = ("\n\n" if self.parts else "") + (lead if kind == "code" else "")
-        start = self.pos + len(sep)
-        self.parts += [sep, stripped]
-        self.pos = start + len(stripped)
-        self.blocks.append(Block(start, self.pos, kind,
-                                 self.section() if section is None else section))
-
     def flush(self) -> None:
         if self.run:
-            self.emit(_collapse("".join(self.run)), self.kind)
+            self.emit(collapse("".join(self.run)), self.kind)
             self.run = []
 
     def heading(self, level: int, text: str) -> None:
         self.flush()
-        title = _collapse(text)
-        if not title:
-            return
-        self.headings = [h for h in self.headings if h[0] < level] + [(level, title)]
-        self.emit(title, "heading")
+        super().heading(level, text)
 
     def document(self, source: str) -> Document:
         self.flush()
-        return Document(source=source, text="".join(self.parts), blocks=tuple(self.blocks))
+        return super().document(source)
 
 
 def _walk_children(b: _Builder, el: etree._Element, depth: int) -> None:
@@ -203,7 +180,7 @@ def _visit_dl(b: _Builder, el: etree._Element, depth: int) -> None:
 
 def _visit_dt(b: _Builder, el: etree._Element) -> None:
     b.flush()
-    term = _collapse(_text(el))
+    term = collapse(_text(el))
     if not term:
         return
     short = _short_term(term)
@@ -233,10 +210,10 @@ def _visit_table(b: _Builder, el: etree._Element, depth: int) -> None:
     b.flush()
     caption = el.find("caption")
     if caption is not None:
-        b.emit(_collapse(_text(caption)), "text")
+        b.emit(collapse(_text(caption)), "text")
     rows = []
     for tr in el.iter("tr"):
-        cells = [_collapse(_text(c)) for c in tr if c.tag in ("td", "th")]
+        cells = [collapse(_text(c)) for c in tr if c.tag in ("td", "th")]
         if any(cells):
             rows.append(" | ".join(cells).rstrip())
     b.emit("\n".join(rows), "table")
@@ -294,7 +271,7 @@ def parse_html(html: str, source: str) -> Document:
     if root is None:
         return Document(source=source, text="")
     title_el = root.find(".//title")
-    title = _collapse(_text(title_el)) if title_el is not None else ""
+    title = collapse(_text(title_el)) if title_el is not None else ""
     content = _main_content(root)
     _prune(content)
     has_h1 = next(content.iter("h1"), None) is not None

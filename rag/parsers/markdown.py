@@ -30,11 +30,11 @@ import re
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from rag.document import Block, Document
+from rag.document import Document
+from rag.parsers.builder import BlockWriter, collapse
 
 log = logging.getLogger(__name__)
 
-_WS = re.compile(r"\s+")
 _COMMENT = re.compile(r"<!--(.*?)(?:-->|\Z)", re.S)
 _TAG = re.compile(r"<[^>]*>")
 _SCRIPT = re.compile(r"<(script|style)\b.*?(?:</\1\s*>|\Z)", re.S | re.I)
@@ -43,10 +43,6 @@ _BLOCK_SCALAR = re.compile(r":\s+[|>][+-]?$")
 _URL_ONLY = re.compile(r"^(?:[\w.-]+:\s*)?<?https?://\S+>?$")
 _KEY_EQ = re.compile(r"^([A-Za-z_][\w.-]*)=(\S.*)$")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
-
-
-def _collapse(text: str) -> str:
-    return _WS.sub(" ", text.replace("\xa0", " ")).strip()
 
 
 def _inline_text(tokens: list[Token] | None) -> str:
@@ -90,51 +86,28 @@ def _meta_lines(comment: str) -> list[str]:
 
 def _html_text(raw: str) -> str:
     text = _SCRIPT.sub(" ", _COMMENT.sub(" ", raw))
-    return _collapse(html.unescape(_TAG.sub(" ", text)))
+    return collapse(html.unescape(_TAG.sub(" ", text)))
 
 
-class _Builder:
+class _Builder(BlockWriter):
     """Collects ``text`` and its blocks while the tokens are read (one per parse)."""
 
     def __init__(self, md: MarkdownIt) -> None:
+        super().__init__()
         self.md = md
-        self.parts: list[str] = []
-        self.pos = 0
-        self.blocks: list[Block] = []
-        self.headings: list[tuple[int, str]] = []
         self.items: list[list[str]] = []  # open list items' pending paragraphs
         self.table: list[list[str]] | None = None
 
-    def section(self) -> str:
-        return " > ".join(h for _, h in self.headings)
-
-    def emit(self, text: str, kind: str) -> None:
-        stripped = text.strip()
-        if not stripped:
-            return
-        lead = text[: len(text) - len(text.lstrip())].rsplit("\n", 1)[-1]
-        sep = ("\n\n" if self.parts else "") + (lead if kind == "code" else "")
-        start = self.pos + len(sep)
-        self.parts += [sep, stripped]
-        self.pos = start + len(stripped)
-        self.blocks.append(Block(start, self.pos, kind, self.section()))
-
     def flush_item(self) -> None:
         if self.items and self.items[-1]:
-            self.emit(_collapse(" ".join(self.items[-1])), "item")
+            self.emit(collapse(" ".join(self.items[-1])), "item")
             self.items[-1] = []
-
-    def heading(self, level: int, text: str) -> None:
-        title = _collapse(text)
-        if title:
-            self.headings = [h for h in self.headings if h[0] < level] + [(level, title)]
-            self.emit(title, "heading")
 
     def prose(self, text: str) -> None:
         if self.items:
             self.items[-1].append(text)
         else:
-            self.emit(_collapse(text), "text")
+            self.emit(collapse(text), "text")
 
     def block(self, text: str, kind: str) -> None:
         self.flush_item()
@@ -159,7 +132,7 @@ class _Builder:
         while self.items:
             self.flush_item()
             self.items.pop()
-        return Document(source=source, text="".join(self.parts), blocks=tuple(self.blocks))
+        return super().document(source)
 
 
 def _read_table_token(b: _Builder, tok: Token, inline: Token | None) -> None:
@@ -168,7 +141,7 @@ def _read_table_token(b: _Builder, tok: Token, inline: Token | None) -> None:
     if tok.type == "tr_open":
         b.table.append([])
     elif tok.type in ("th_open", "td_open") and inline is not None and b.table:
-        b.table[-1].append(_collapse(_inline_text(inline.children)))
+        b.table[-1].append(collapse(_inline_text(inline.children)))
 
 
 def _handle(b: _Builder, tokens: list[Token], i: int) -> int:
