@@ -34,6 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from rag.evaluation.dataset import load_dataset  # noqa: E402
 from rag.evaluation.fitting import QuestionRows, choose_l2, fit_policy, leave_one_corpus_out, simulate  # noqa: E402
 from rag.evaluation.scorer import fact_present  # noqa: E402
+from rag.evaluation.suite import corpus_engine, load_suite, open_corpus, run_corpus  # noqa: E402
 from rag.selection import FEATURES, POLICY_FILE, SelectionPolicy  # noqa: E402
 from rag.text import normalize  # noqa: E402
 
@@ -43,41 +44,31 @@ LOCO_DIR = ROOT / "eval" / "loco"
 log = logging.getLogger("fit_policy")
 
 
-def suite_corpora(path: Path) -> list[tuple[str, Path, Path]]:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return [(c["name"], (path.parent / c["documents"]).resolve(), (path.parent / c["questions"]).resolve())
-            for c in data["corpora"]]
-
-
 def build_table(suite: Path, data_root: Path) -> list[dict[str, object]]:
-    from rag.answer import retrieval_query
-    from rag.engine import Rag
-    from rag.question import analyse
+    """Every candidate unit of every question, retrieved exactly as ``rag ask`` does."""
     from rag.selection import candidate_features
     from rag.settings import get_settings
 
+    settings = get_settings(use_llm=False)
     embedder = None
     out: list[dict[str, object]] = []
-    for name, documents, questions in suite_corpora(suite):
+    for corpus in load_suite(suite):
         t0 = time.perf_counter()
-        engine = Rag(get_settings(data_dir=data_root / name, use_llm=False), embedder=embedder)
-        engine.ingestor.ingest_paths([documents])
+        engine = open_corpus(corpus, data_root, embedder, None, settings)
         embedder = engine.embedder
-        k = engine.settings.top_k
-        items = load_dataset(questions)
+        items = load_dataset(corpus.questions)
         for item in items:
-            question = analyse(item.question, retrieval_query(item.question, ()))
-            result = engine.retriever.retrieve(question.query, k, statement=question.statement)
+            question, result = engine.pipeline.retrieve(item.question, settings.top_k)
             rows = candidate_features(question, result)
             out.append({
-                "corpus": name, "id": item.id, "answerable": item.answerable, "n_facts": len(item.answers),
+                "corpus": corpus.name, "id": item.id, "answerable": item.answerable, "n_facts": len(item.answers),
                 "parts": question.parts,
                 "features": [[round(float(v), 6) for v in f] for _, f in rows],
                 "facts": [[i for i, fact in enumerate(item.answers) if fact_present(r.text, fact)] for r, _ in rows],
                 "supporting": [r.source in item.supporting for r, _ in rows],
                 "texts": [normalize(r.text) for r, _ in rows],
             })
-        log.info("%s: %d questions in %.1f s", name, len(items), time.perf_counter() - t0)
+        log.info("%s: %d questions in %.1f s", corpus.name, len(items), time.perf_counter() - t0)
     return out
 
 
@@ -107,26 +98,17 @@ def load_table(path: Path) -> list[dict[str, object]]:
 
 def answer_loco(suite: Path, data_root: Path) -> dict[str, float]:
     """Strict of the real pipeline on each corpus with the policy fitted on the others."""
-    from rag.engine import Rag
-    from rag.evaluation.scorer import aggregate, score_question
     from rag.settings import get_settings
-    from rag.types import Answer
 
     out: dict[str, float] = {}
     embedder = generator = None
-    for name, documents, questions in suite_corpora(suite):
-        settings = get_settings(data_dir=data_root / name, policy=LOCO_DIR / f"{name}.json")
-        engine = Rag(settings, embedder=embedder)
-        if generator is not None:
-            engine.__dict__["generator"] = generator  # share the loaded model (a cached_property)
-        engine.ingestor.ingest_paths([documents])
+    for corpus in load_suite(suite):
+        settings = get_settings(policy=LOCO_DIR / f"{corpus.name}.json")
+        engine = corpus_engine(corpus, data_root, embedder, generator, settings)
+        result = run_corpus(corpus, load_dataset(corpus.questions), engine)
         embedder, generator = engine.embedder, engine.generator
-        scores = []
-        for item in load_dataset(questions):
-            answer: Answer = engine.ask(item.question)
-            scores.append(score_question(item, answer))
-        out[name] = aggregate(scores).strict
-        log.info("leave-one-out answers, %s: strict %.3f", name, out[name])
+        out[corpus.name] = result.metrics.strict
+        log.info("leave-one-out answers, %s: strict %.3f", corpus.name, out[corpus.name])
     out["macro"] = float(np.mean(list(out.values())))
     return out
 

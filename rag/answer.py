@@ -23,8 +23,8 @@ from rag.chunking import Span, split_sentences
 from rag.drafting import Drafter, clean_draft, verify_draft
 from rag.errors import EmptyQuestionError, IndexEmptyError
 from rag.generation import Generator
-from rag.question import analyse
-from rag.retrieval import HybridRetriever
+from rag.question import Question, analyse
+from rag.retrieval import HybridRetriever, SearchResult
 from rag.selection import Candidate, Selection, SelectionPolicy, select
 from rag.text import tokens
 from rag.types import Answer, AnswerEvent, Citation, StreamEvent, Timings, TokenEvent
@@ -107,16 +107,22 @@ class AnswerPipeline:
         assert final is not None
         return final
 
-    def decide(self, question: str, k: int, history: Sequence[Turn] = ()) -> tuple[str, Selection, float]:
-        """Stages 1-3: the question as asked, the selection, and their time (ms)."""
+    def retrieve(self, question: str, k: int, history: Sequence[Turn] = ()) -> tuple[Question, SearchResult]:
+        """Stages 1-2: the analysed question and what retrieval found for it (also
+        what ``eval/fit_policy.py`` fits the policy on)."""
         q = prepare_question(question, self.max_question_chars)
-        t0 = time.perf_counter()
         analysed = analyse(q, retrieval_query(q, history))
         result = self.retriever.retrieve(analysed.query, k, statement=analysed.statement)
         if not result.hits and self.retriever.store.count() == 0:  # counted only when nothing was found
             raise IndexEmptyError("the index is empty: add documents first with 'rag ingest PATH'")
+        return analysed, result
+
+    def decide(self, question: str, k: int, history: Sequence[Turn] = ()) -> tuple[str, Selection, float]:
+        """Stages 1-3: the question as asked, the selection, and their time (ms)."""
+        t0 = time.perf_counter()
+        analysed, result = self.retrieve(question, k, history)
         selection = select(analysed, result, self.policy)
-        return q, selection, (time.perf_counter() - t0) * 1000
+        return analysed.text, selection, (time.perf_counter() - t0) * 1000
 
     def stream(self, question: str, k: int = 5, history: Sequence[Turn] = ()) -> Iterator[StreamEvent]:
         t0 = time.perf_counter()

@@ -152,7 +152,9 @@ class Ingestor:
 
     def _embed(self, chunks: list[Record], sentences: list[Record], done: int, total: int,
                progress: Progress | None) -> tuple[np.ndarray, np.ndarray]:
-        """Embed every record's text once (a one-sentence chunk and its sentence share a vector)."""
+        """Embed every distinct text once: chunks under their section path
+        (``Record.indexed_text``), sentences as they are; a chunk without a section
+        that is one sentence shares that sentence's vector."""
         texts = [r.indexed_text for r in chunks] + [r.text for r in sentences]
         unique = _distinct(chunks, sentences)
         parts: list[np.ndarray] = []

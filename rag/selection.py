@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -213,27 +214,23 @@ def candidate_features(question: Question, result: SearchResult) -> list[tuple[R
         if looks_like_injection(rec.text):
             continue
         cid, idx = str(rec.metadata.get("chunk_id")), int(rec.metadata.get("index", 0))
+        prev = by_pos.get((cid, idx - 1))
+        near = [by_pos[(cid, j)] for j in (idx - 1, idx, idx + 1) if (cid, j) in by_pos]  # the unit and neighbours
         s_tok = toks[rec.id]
-        window = set(s_tok)
-        for j in (idx - 1, idx + 1):
-            if (cid, j) in by_pos:
-                window |= toks[by_pos[(cid, j)].id]
+        window = set().union(*(toks[r.id] for r in near))
         section = rec.section
         sec_tok = set(tokens(section))
-        around = normalize(" ".join([section] + [by_pos[(cid, j)].text for j in (idx - 1, idx, idx + 1)
-                                                 if (cid, j) in by_pos]))
+        around = normalize(" ".join([section] + [r.text for r in near]))
         matched = [w for t, w in zip(q, idf) if t in s_tok]
-        neighbours = [row_of[by_pos[(cid, j)].id] for j in (idx - 1, idx, idx + 1) if (cid, j) in by_pos]
-        mean_vec = result.sentence_vectors[neighbours].sum(axis=0)
+        mean_vec = result.sentence_vectors[[row_of[r.id] for r in near]].sum(axis=0)
         norm = float(np.linalg.norm(mean_vec)) or 1.0
         s_prefix = {t[:PREFIX] for t in s_tok}
-        prev = by_pos.get((cid, idx - 1))
         opens = prev is None or prev.metadata.get("kind") == "heading"
         s_list = tokens(rec.text)
         s_pairs = set(zip(s_list, s_list[1:]))
         missing = [t for t in question.terms if normalize(t) not in around]
         form = _form(rec.text, question, q_norm)
-        rows.append((_with_antecedent(rec, by_pos.get((cid, idx - 1)), chunk_text), [
+        rows.append((_with_antecedent(rec, prev, chunk_text), [
             float(d), 0.0, 0.0, float(ds), float(mean_vec @ result.query_vector) / norm,
             chunk_dense.get(cid, 0.0), chunk_rank.get(cid, 0.0),
             _coverage(q, idf, s_tok), _coverage(q, idf, window), _coverage(q, idf, sec_tok), 0.0, 0.0,
@@ -273,28 +270,38 @@ def score(question: Question, result: SearchResult, policy: SelectionPolicy) -> 
     return cands
 
 
+def pick(probs: Sequence[float], texts: Sequence[str], answer_threshold: float, more_threshold: float,
+         more_ratio: float, limit: int) -> list[int]:
+    """The positions of the units to cite among candidates ordered best first
+    (``texts`` normalised); [] means abstain. The rule of ``choose``, shared with
+    the fit's simulation (``rag.evaluation.fitting``) so that both cite the same."""
+    if not probs or probs[0] < answer_threshold:
+        return []
+    chosen, seen = [0], [texts[0]]
+    floor = max(more_threshold, more_ratio * probs[0])
+    for i in range(1, len(probs)):
+        if len(chosen) >= limit or probs[i] < floor:
+            break
+        if any(texts[i] in s or s in texts[i] for s in seen):
+            continue  # repeats (or contains) a unit already cited
+        seen.append(texts[i])
+        chosen.append(i)
+    return chosen
+
+
 def choose(question: Question, cands: list[Candidate], policy: SelectionPolicy) -> Selection:
     """The decision on scored candidates (best first)."""
     if not cands:
         return Selection(False, [], [], ["nothing retrieved"])
     best = cands[0]
-    if best.probability < policy.answer_threshold:
+    limit = min(policy.max_units, question.parts + policy.extra_units)
+    picked = pick([c.probability for c in cands], [normalize(c.record.text) for c in cands],
+                  policy.answer_threshold, policy.more_threshold, policy.more_ratio, limit)
+    if not picked:
         return Selection(False, [], cands, [f"best evidence probability {best.probability:.2f} "
                                             f"< {policy.answer_threshold:.2f}"])
-    limit = min(policy.max_units, question.parts + policy.extra_units)
-    chosen = [best]
-    seen = {normalize(best.record.text)}
-    for c in cands[1:]:
-        if len(chosen) >= limit:
-            break
-        if c.probability < max(policy.more_threshold, policy.more_ratio * best.probability):
-            break
-        text = normalize(c.record.text)
-        if text in seen or any(text in s or s in text for s in seen):
-            continue
-        seen.add(text)
-        chosen.append(c)
-    chosen.sort(key=lambda c: (c.record.source != best.record.source, c.record.source, c.record.start))
+    chosen = sorted((cands[i] for i in picked),
+                    key=lambda c: (c.record.source != best.record.source, c.record.source, c.record.start))
     return Selection(True, chosen, cands)
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.selection import FEATURES, SelectionPolicy
+from rag.selection import FEATURES, SelectionPolicy, pick
 
 L2_GRID = (0.3, 1.0, 3.0, 10.0)  # penalties tried on the squared weights; the best leave-one-corpus-out wins
 NEWTON_STEPS = 60
@@ -107,24 +107,26 @@ def _probabilities(rows: Sequence[QuestionRows], weights: dict[str, float], bias
     return [1.0 / (1.0 + np.exp(-(r.features @ w + bias))) if len(r.features) else np.zeros(0) for r in rows]
 
 
-def _chosen(row: QuestionRows, order: np.ndarray, probs: np.ndarray, t_answer: float, t_more: float,
-            ratio: float, limit: int) -> list[int]:
-    """The units ``rag.selection.choose`` cites (same rules; [] = abstain)."""
-    if not len(order) or probs[order[0]] < t_answer:
-        return []
-    best = order[0]
-    chosen = [best]
-    seen = [row.texts[best]]
-    floor = max(t_more, ratio * probs[best])
-    for i in order[1:]:
-        if len(chosen) >= limit or probs[i] < floor:
-            break
-        text = row.texts[i]
-        if any(text in s or s in text for s in seen):
-            continue
-        seen.append(text)
-        chosen.append(i)
-    return chosen
+@dataclass(frozen=True)
+class _Ranked:
+    """One question's candidates ordered best first (as ``rag.selection.score`` orders them)."""
+
+    order: np.ndarray  # candidate indices, best first
+    probs: list[float]  # their probabilities, in that order
+    texts: list[str]  # their normalised texts, in that order
+
+
+def _ranked(rows: Sequence[QuestionRows], probs: Sequence[np.ndarray]) -> list[_Ranked]:
+    out = []
+    for row, p in zip(rows, probs):
+        order = np.lexsort((np.arange(len(p)), -p)) if len(p) else np.zeros(0, dtype=int)
+        out.append(_Ranked(order, [float(p[i]) for i in order], [row.texts[i] for i in order]))
+    return out
+
+
+def _chosen(ranked: _Ranked, t_answer: float, t_more: float, ratio: float, limit: int) -> list[int]:
+    """The candidates ``rag.selection.choose`` cites ([] = abstain)."""
+    return [int(ranked.order[i]) for i in pick(ranked.probs, ranked.texts, t_answer, t_more, ratio, limit)]
 
 
 def strict_of(row: QuestionRows, chosen: list[int]) -> bool:
@@ -142,12 +144,11 @@ def strict_of(row: QuestionRows, chosen: list[int]) -> bool:
 
 def simulate(rows: Sequence[QuestionRows], policy: SelectionPolicy) -> dict[str, float]:
     """Strict per corpus (and ``macro``) of the extractive answers ``policy`` gives."""
-    probs = _probabilities(rows, policy.weights, policy.bias)
+    ranked = _ranked(rows, _probabilities(rows, policy.weights, policy.bias))
     per: dict[str, list[bool]] = {}
-    for row, p in zip(rows, probs):
-        order = np.lexsort((np.arange(len(p)), -p)) if len(p) else np.zeros(0, dtype=int)
+    for row, r in zip(rows, ranked):
         limit = min(policy.max_units, row.parts + policy.extra_units)
-        chosen = _chosen(row, order, p, policy.answer_threshold, policy.more_threshold, policy.more_ratio, limit)
+        chosen = _chosen(r, policy.answer_threshold, policy.more_threshold, policy.more_ratio, limit)
         per.setdefault(row.corpus, []).append(strict_of(row, chosen))
     out = {c: float(np.mean(v)) for c, v in per.items()}
     out["macro"] = float(np.mean(list(out.values()))) if out else 0.0
@@ -156,8 +157,7 @@ def simulate(rows: Sequence[QuestionRows], policy: SelectionPolicy) -> dict[str,
 
 def fit_policy(rows: Sequence[QuestionRows], l2: float, note: dict[str, object] | None = None) -> SelectionPolicy:
     weights, bias = fit_weights(rows, l2)
-    probs = _probabilities(rows, weights, bias)
-    orders = [np.lexsort((np.arange(len(p)), -p)) if len(p) else np.zeros(0, dtype=int) for p in probs]
+    ranked = _ranked(rows, _probabilities(rows, weights, bias))
     corpora = sorted({r.corpus for r in rows})
     index = {c: i for i, c in enumerate(corpora)}
     sizes = np.bincount([index[r.corpus] for r in rows], minlength=len(corpora))
@@ -168,9 +168,9 @@ def fit_policy(rows: Sequence[QuestionRows], l2: float, note: dict[str, object] 
         if max_units == 1 and (t_more, ratio, extra) != (MORE_THRESHOLDS[0], MORE_RATIOS[0], EXTRA_UNITS[0]):
             continue  # further units are never cited: one setting stands for all
         hits = np.zeros(len(corpora))
-        for row, order, p in zip(rows, orders, probs):
+        for row, r in zip(rows, ranked):
             limit = min(max_units, row.parts + extra)
-            if strict_of(row, _chosen(row, order, p, t_answer, t_more, ratio, limit)):
+            if strict_of(row, _chosen(r, t_answer, t_more, ratio, limit)):
                 hits[index[row.corpus]] += 1
         macro = float(np.mean(hits / sizes))
         key = (round(macro, 9), -max_units, -extra, t_answer, t_more, ratio)
