@@ -6,10 +6,14 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import AsyncIterator
 from types import TracebackType
 
 import uvicorn
 from fastapi import FastAPI
+
+from rag.errors import RagError
+from rag.types import StreamEvent
 
 
 class LiveServer:
@@ -43,3 +47,15 @@ class LiveServer:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=30)
+
+
+async def no_more_events() -> AsyncIterator[StreamEvent]:
+    """An answer stream that ends after its first event (the rest is empty)."""
+    return
+    yield  # an async generator without events
+
+
+async def failing_events() -> AsyncIterator[StreamEvent]:
+    """An answer stream whose rest fails, as a model that stops would."""
+    raise RagError("the model stopped")
+    yield

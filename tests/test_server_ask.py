@@ -17,6 +17,7 @@ from rag.types import Answer, AnswerEvent, Citation, StreamEvent
 from server.errors import error_body
 from server.routes.ask import _events
 from server.schemas import AnswerOut, CitationOut
+from tests.serving import failing_events, no_more_events
 
 QUESTION = "Who is Meta's president of global affairs?"
 CITATION_KEYS = {"marker", "source", "chunk_id", "start", "end", "text", "score", "section", "page"}
@@ -63,16 +64,6 @@ def test_ask_stream_sends_tokens_then_citations_then_done(api_url: str) -> None:
     assert all(set(c) == CITATION_KEYS and (c["section"], c["page"]) == ("", None) for c in done["citations"])
 
 
-async def _no_more() -> AsyncIterator[StreamEvent]:
-    return
-    yield  # an async generator without events
-
-
-async def _failing() -> AsyncIterator[StreamEvent]:
-    raise RagError("the model stopped")
-    yield
-
-
 def _stream_events(first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> list[tuple[str, dict]]:
     async def collect() -> list[str]:
         return [e async for e in _events(first, rest)]
@@ -90,14 +81,14 @@ def test_a_located_citation_keeps_its_section_and_page_in_json_and_stream() -> N
     body = AnswerOut.model_validate(answer.to_dict()).model_dump(mode="json")  # the route's response model
     assert body == answer.to_dict()
     assert (body["citations"][0]["section"], body["citations"][0]["page"]) == ("A > B", 3)
-    events = dict(_stream_events(AnswerEvent(answer), _no_more()))
+    events = dict(_stream_events(AnswerEvent(answer), no_more_events()))
     for name in ("citations", "done"):
         assert events[name]["citations"] == body["citations"], name
 
 
 def test_a_stream_error_is_the_one_error_body() -> None:
     answer = Answer("q?", "Use -v [1].", False, [LOCATED])
-    events = _stream_events(AnswerEvent(answer), _failing())
+    events = _stream_events(AnswerEvent(answer), failing_events())
     assert events[-1] == ("error", error_body(RagError.kind, "the model stopped"))
 
 

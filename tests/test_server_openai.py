@@ -14,6 +14,7 @@ from rag.types import Answer, AnswerEvent, Citation, StreamEvent
 from server.errors import error_body
 from server.routes.openai_compat import _stream
 from server.schemas import ChatCompletionChunk
+from tests.serving import failing_events, no_more_events
 
 openai = pytest.importorskip("openai")
 
@@ -87,16 +88,6 @@ def test_errors_reach_the_client_as_exceptions(client) -> None:
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "  "}])
 
 
-async def _no_more() -> AsyncIterator[StreamEvent]:
-    return
-    yield  # an async generator without events
-
-
-async def _failing() -> AsyncIterator[StreamEvent]:
-    raise RagError("the model stopped")
-    yield
-
-
 def _chunks(first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> list[str]:
     async def collect() -> list[str]:
         return [e async for e in _stream("chatcmpl-x", "m", first, rest)]
@@ -108,7 +99,7 @@ def _chunks(first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> list[str]:
 
 def test_a_located_citation_keeps_section_and_page_in_the_stream() -> None:
     answer = Answer("q?", "Use -v [1].", False, [LOCATED])
-    chunks = _chunks(AnswerEvent(answer), _no_more())
+    chunks = _chunks(AnswerEvent(answer), no_more_events())
     assert chunks[-1] == "[DONE]"
     last = ChatCompletionChunk.model_validate_json(chunks[-2])
     for citations in (last.citations, last.choices[0].delta.citations):
@@ -117,7 +108,7 @@ def test_a_located_citation_keeps_section_and_page_in_the_stream() -> None:
 
 
 def test_a_stream_error_is_the_one_error_body() -> None:
-    chunks = _chunks(AnswerEvent(Answer("q?", "x [1].", False, [LOCATED])), _failing())
+    chunks = _chunks(AnswerEvent(Answer("q?", "x [1].", False, [LOCATED])), failing_events())
     assert json.loads(chunks[-2]) == error_body(RagError.kind, "the model stopped")
     assert chunks[-1] == "[DONE]"
 

@@ -203,6 +203,11 @@ def write_plot(path: Path, report: dict[str, Any]) -> None:
     hist.set_ylabel("questions")
     hist.set_title("latency")
     hist.legend()
+    save_png(fig, path)
+
+
+def save_png(fig: Any, path: Path) -> None:
+    """Write a matplotlib figure as PNG (``InputError`` when the path is not writable)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, format="png", dpi=100)
@@ -210,14 +215,19 @@ def write_plot(path: Path, report: dict[str, Any]) -> None:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def load_report(path: Path) -> dict[str, Any]:
-    """Read an earlier ``--json-out`` report (for ``--compare``)."""
+def read_json_report(path: Path) -> Any:
+    """The parsed JSON of an earlier report (``InputError`` when missing or unreadable)."""
     try:
-        report = json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"report not found: {path}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"cannot read report {path}: {exc}") from None
+
+
+def load_report(path: Path) -> dict[str, Any]:
+    """Read an earlier ``--json-out`` report (for ``--compare``)."""
+    report = read_json_report(path)
     if isinstance(report, dict) and str(report.get("format", "")).startswith("rag-eval-suite/"):
         raise InputError(f"{path} is a suite report: compare it with a run of a suite")
     if not isinstance(report, dict) or not isinstance(report.get("metrics"), dict):

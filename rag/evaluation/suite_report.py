@@ -25,6 +25,8 @@ from rag.evaluation.report import (
     compare_reports,
     failures,
     format_value,
+    read_json_report,
+    save_png,
     to_markdown,
     write_text,
 )
@@ -185,11 +187,7 @@ def write_suite_plot(path: Path, report: dict[str, Any]) -> None:
     ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.set_title(f"suite {report['suite']} (k={report['k']})")
     ax.legend(loc="upper center", ncol=len(PLOTTED), fontsize=8)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png", dpi=100)
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    save_png(fig, path)
 
 
 # --- comparison -------------------------------------------------------------------------------
@@ -197,12 +195,7 @@ def write_suite_plot(path: Path, report: dict[str, Any]) -> None:
 
 def load_suite_report(path: Path) -> dict[str, Any]:
     """Read an earlier suite ``--json-out`` report (for ``--compare``)."""
-    try:
-        report = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"report not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read report {path}: {exc}") from None
+    report = read_json_report(path)
     if not isinstance(report, dict) or report.get("format") != SUITE_FORMAT:
         raise InputError(f"{path} is not a suite report ({SUITE_FORMAT}): a suite compares with a suite report")
     if not isinstance(report.get("macro"), dict) or not isinstance(report.get("corpora"), list):
