@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from rag.document import BLOCK_KINDS, Document
+from rag.document import Document
 from rag.parsers.html import parse_html
+from tests.parsed import blocks_of, check_invariants
 
 PAGE = """<!DOCTYPE html>
 <html><head><title>Page Title</title><style>.x { color: red }</style>
@@ -44,27 +45,13 @@ or return other functions.</p>
 """
 
 
-def _blocks(doc: Document) -> list[tuple[str, str, str]]:
-    return [(b.kind, doc.text[b.start:b.end], b.section) for b in doc.blocks]
-
-
-def _check_invariants(doc: Document) -> None:
-    last_end = 0
-    for b in doc.blocks:
-        span = doc.text[b.start:b.end]
-        assert b.kind in BLOCK_KINDS
-        assert span and span == span.strip(), (b, span)
-        assert last_end <= b.start < b.end <= len(doc.text)
-        last_end = b.end
-
-
 @pytest.fixture(scope="module")
 def page() -> Document:
     return parse_html(PAGE, "page.html")
 
 
 def test_invariants(page: Document) -> None:
-    _check_invariants(page)
+    check_invariants(page)
     assert page.source == "page.html"
     for prev, nxt in zip(page.blocks, page.blocks[1:]):
         assert "\n\n" in page.text[prev.end:nxt.start]
@@ -78,7 +65,7 @@ def test_boilerplate_is_dropped(page: Document) -> None:
 
 
 def test_definition_list_term_then_description(page: Document) -> None:
-    blocks = _blocks(page)
+    blocks = blocks_of(page)
     i = next(i for i, b in enumerate(blocks) if b[0] == "term")
     assert blocks[i][1] == "functools.cmp_to_key(func)"
     kind, text, section = blocks[i + 1]
@@ -89,7 +76,7 @@ def test_definition_list_term_then_description(page: Document) -> None:
 
 
 def test_pre_is_a_code_block_with_line_breaks(page: Document) -> None:
-    code = [text for kind, text, _ in _blocks(page) if kind == "code"]
+    code = [text for kind, text, _ in blocks_of(page) if kind == "code"]
     assert code == ["sorted(iterable, key=cmp_to_key(locale.strcoll))\n# second line\n"
                     "    indented()"]
     code_block = next(b for b in page.blocks if b.kind == "code")
@@ -98,23 +85,23 @@ def test_pre_is_a_code_block_with_line_breaks(page: Document) -> None:
 
 def test_source_line_breaks_become_spaces(page: Document) -> None:
     assert ("The functools module is for higher-order functions: functions that act on "
-            "or return other functions.") in [t for _, t, _ in _blocks(page)]
+            "or return other functions.") in [t for _, t, _ in blocks_of(page)]
 
 
 def test_heading_path(page: Document) -> None:
-    headings = [(t, s) for k, t, s in _blocks(page) if k == "heading"]
+    headings = [(t, s) for k, t, s in blocks_of(page) if k == "heading"]
     assert headings == [
         ("functools", "functools"),
         ("Partial objects", "functools > Partial objects"),
         ("Attributes", "functools > Partial objects > Attributes"),
         ("Tables and lists", "functools > Tables and lists"),
     ]
-    deep = next(b for b in _blocks(page) if b[1].startswith("Deep text"))
+    deep = next(b for b in blocks_of(page) if b[1].startswith("Deep text"))
     assert deep == ("text", "Deep text here & there.", "functools > Partial objects > Attributes")
 
 
 def test_table_and_list_items(page: Document) -> None:
-    blocks = _blocks(page)
+    blocks = blocks_of(page)
     assert ("table", "Name | Value\na | 1", "functools > Tables and lists") in blocks
     items = [t for k, t, _ in blocks if k == "item"]
     assert items == ["first item more of it", "nested item", "second item"]
@@ -123,14 +110,14 @@ def test_table_and_list_items(page: Document) -> None:
 def test_title_is_root_without_h1() -> None:
     doc = parse_html("<html><head><title>My Page</title></head><body><h2>Part</h2>"
                      "<p>Body text.</p></body></html>", "t.html")
-    assert _blocks(doc) == [("heading", "Part", "My Page > Part"),
+    assert blocks_of(doc) == [("heading", "Part", "My Page > Part"),
                             ("text", "Body text.", "My Page > Part")]
 
 
 def test_consecutive_terms_share_the_description() -> None:
     doc = parse_html("<dl><dt>f(a)</dt><dt>f(a, b)</dt><dd>Calls f.</dd>"
                      "<dt>Other:</dt><dd><p>One.</p><p>Two.</p></dd></dl>", "d.html")
-    assert _blocks(doc) == [("term", "f(a)", "f"), ("term", "f(a, b)", "f"),
+    assert blocks_of(doc) == [("term", "f(a)", "f"), ("term", "f(a, b)", "f"),
                             ("text", "Calls f.", "f"), ("term", "Other:", "Other"),
                             ("text", "One.", "Other"), ("text", "Two.", "Other")]
 
@@ -138,7 +125,7 @@ def test_consecutive_terms_share_the_description() -> None:
 def test_inline_elements_do_not_break_text() -> None:
     doc = parse_html("<p>Use <code>x</code>, <em>y</em><tt>z</tt> and <kbd>Ctrl</kbd>"
                      "<br>now.</p>", "i.html")
-    assert _blocks(doc) == [("text", "Use x, yz and Ctrl now.", "")]
+    assert blocks_of(doc) == [("text", "Use x, yz and Ctrl now.", "")]
 
 
 def test_main_content_prefers_article() -> None:
@@ -155,23 +142,23 @@ def test_main_content_prefers_article() -> None:
 ])
 def test_malformed_and_empty_inputs(markup: str) -> None:
     doc = parse_html(markup, "m.html")
-    _check_invariants(doc)
+    check_invariants(doc)
 
 
 def test_deep_nesting_and_large_input_are_fast() -> None:
     deep = parse_html("<div>" * 3000 + "deep" + "</div>" * 3000, "deep.html")
-    _check_invariants(deep)
+    check_invariants(deep)
     para = "<p>Some <b>bold</b> words and <a href='#'>a link</a> in a paragraph.</p>\n"
     big = "<html><body>" + para * 40000 + "</body></html>"  # ~3 MB
     start = time.perf_counter()
     doc = parse_html(big, "big.html")
     assert time.perf_counter() - start < 10
     assert len(doc.blocks) == 40000
-    _check_invariants(doc)
+    check_invariants(doc)
 
 
 def test_page_header_holding_the_h1_is_kept() -> None:
     doc = parse_html("<body><header><h1>Post title</h1><nav>Menu</nav></header>"
                      "<p>Body.</p><footer>Footer</footer></body>", "h.html")
-    assert _blocks(doc) == [("heading", "Post title", "Post title"),
+    assert blocks_of(doc) == [("heading", "Post title", "Post title"),
                             ("text", "Body.", "Post title")]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rag.document import BLOCK_KINDS, Document
+from rag.document import Document
 from rag.parsers.markdown import parse_markdown
+from tests.parsed import blocks_of, check_invariants
 
 NODE_DOC = """# Path
 
@@ -60,27 +61,13 @@ Text *with* **emphasis** and ![alt text](img.png).
 """
 
 
-def _blocks(doc: Document) -> list[tuple[str, str, str]]:
-    return [(b.kind, doc.text[b.start:b.end], b.section) for b in doc.blocks]
-
-
-def _check_invariants(doc: Document) -> None:
-    last_end = 0
-    for b in doc.blocks:
-        span = doc.text[b.start:b.end]
-        assert b.kind in BLOCK_KINDS
-        assert span and span == span.strip(), (b, span)
-        assert last_end <= b.start < b.end <= len(doc.text)
-        last_end = b.end
-
-
 @pytest.fixture(scope="module")
 def doc() -> Document:
     return parse_markdown(NODE_DOC, "path.md")
 
 
 def test_invariants(doc: Document) -> None:
-    _check_invariants(doc)
+    check_invariants(doc)
     for prev, nxt in zip(doc.blocks, doc.blocks[1:]):
         assert "\n\n" in doc.text[prev.end:nxt.start]
 
@@ -93,11 +80,11 @@ def test_no_markup_left(doc: Document) -> None:
 
 def test_paragraph_soft_breaks_and_links(doc: Document) -> None:
     assert ("text", "The node:path module provides utilities for working with file and "
-            "directory paths. See the guide and path.sep.", "Path") in _blocks(doc)
+            "directory paths. See the guide and path.sep.", "Path") in blocks_of(doc)
 
 
 def test_yaml_comment_is_a_meta_block(doc: Document) -> None:
-    metas = [(t, s) for k, t, s in _blocks(doc) if k == "meta"]
+    metas = [(t, s) for k, t, s in blocks_of(doc) if k == "meta"]
     assert metas[0] == ("introduced_in: v0.10.0", "Path")
     text, section = metas[1]
     assert section == "Path > path.basename(path[, suffix])"
@@ -109,22 +96,22 @@ def test_yaml_comment_is_a_meta_block(doc: Document) -> None:
 
 def test_meta_lists_are_joined() -> None:
     doc = parse_markdown("<!-- YAML\nadded:\n  - v14.9.0\n  - v12.19.0\n-->\n", "m.md")
-    assert _blocks(doc) == [("meta", "added: v14.9.0, v12.19.0", "")]
+    assert blocks_of(doc) == [("meta", "added: v14.9.0, v12.19.0", "")]
 
 
 def test_list_items(doc: Document) -> None:
-    items = [t for k, t, _ in _blocks(doc) if k == "item"]
+    items = [t for k, t, _ in blocks_of(doc) if k == "item"]
     assert items == ["path {string}", "suffix {string} An optional suffix to remove"]
 
 
 def test_fenced_and_indented_code(doc: Document) -> None:
-    code = [t for k, t, _ in _blocks(doc) if k == "code"]
+    code = [t for k, t, _ in blocks_of(doc) if k == "code"]
     assert code == ["path.basename('/foo/bar/baz/asdf/quux.html');\n// Returns: 'quux.html'",
                     "indented code\n  keeps indentation"]
 
 
 def test_heading_paths_atx_and_setext(doc: Document) -> None:
-    headings = [(t, s) for k, t, s in _blocks(doc) if k == "heading"]
+    headings = [(t, s) for k, t, s in blocks_of(doc) if k == "heading"]
     assert headings == [
         ("Path", "Path"),
         ("path.basename(path[, suffix])", "Path > path.basename(path[, suffix])"),
@@ -136,11 +123,11 @@ def test_heading_paths_atx_and_setext(doc: Document) -> None:
 
 def test_inline_markup_and_images(doc: Document) -> None:
     assert ("text", "Text with emphasis and alt text.",
-            "Path > Deeper section > Third level") in _blocks(doc)
+            "Path > Deeper section > Third level") in blocks_of(doc)
 
 
 def test_blockquote_table_and_raw_html(doc: Document) -> None:
-    blocks = _blocks(doc)
+    blocks = blocks_of(doc)
     assert ("text", "A quoted paragraph.", "Path > Back to two") in blocks
     assert ("table", "Name | Value\na | 1", "Path > Back to two") in blocks
     assert ("text", "Raw HTML & text", "Path > Back to two") in blocks
@@ -148,13 +135,13 @@ def test_blockquote_table_and_raw_html(doc: Document) -> None:
 
 def test_nested_list_items_are_separate() -> None:
     doc = parse_markdown("- one\n\n  more of one\n  - nested\n- two\n", "l.md")
-    assert _blocks(doc) == [("item", "one more of one", ""), ("item", "nested", ""),
+    assert blocks_of(doc) == [("item", "one more of one", ""), ("item", "nested", ""),
                             ("item", "two", "")]
 
 
 def test_front_matter_is_meta_and_title_roots_path() -> None:
     doc = parse_markdown("---\ntitle: Guide\nauthor: me\n---\n## Intro\n\nHello.\n", "f.md")
-    assert _blocks(doc) == [("meta", "title: Guide\nauthor: me", "Guide"),
+    assert blocks_of(doc) == [("meta", "title: Guide\nauthor: me", "Guide"),
                             ("heading", "Intro", "Guide > Intro"),
                             ("text", "Hello.", "Guide > Intro")]
 
@@ -166,5 +153,5 @@ def test_front_matter_is_meta_and_title_roots_path() -> None:
 ])
 def test_degenerate_inputs(source: str) -> None:
     doc = parse_markdown(source, "d.md")
-    _check_invariants(doc)
+    check_invariants(doc)
     assert "alert(1)" not in doc.text
