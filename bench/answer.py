@@ -29,7 +29,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rag.answer import build_messages  # noqa: E402
+from rag.drafting import build_messages  # noqa: E402
 from rag.engine import Rag  # noqa: E402
 from rag.generation import ANSWER_GRAMMAR, ChatTemplate, llama_options  # noqa: E402
 from rag.greedy_grammar import GreedyGrammar  # noqa: E402
@@ -73,7 +73,7 @@ def main() -> None:
         for q in questions:  # the exact messages the pipeline sends
             _, decision, _ = engine.pipeline.decide(q, settings.top_k)
             if decision.answerable:
-                prompts[q] = build_messages(q, decision.evidence)
+                prompts[q] = build_messages(q, [unit.record.text for unit in decision.evidence])
         engine.ask(questions[0])
         raw_call(raw, template, prompts[next(iter(prompts))], settings.max_answer_tokens, [], [])  # warm both
         runs = []

@@ -46,7 +46,7 @@ from bench.load import _run  # noqa: E402
 from rag.chunking import chunk_text  # noqa: E402
 from rag.embeddings import SentenceTransformerEmbedder  # noqa: E402
 from rag.engine import Rag  # noqa: E402
-from rag.loaders import Document  # noqa: E402
+from rag.document import Document  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from tests.processes import ServerProcess  # noqa: E402
 
