@@ -1,16 +1,17 @@
 """Idempotent, crash-safe ingestion of documents into the store.
 
-Per source we keep the sha256 of its text (in every record's metadata). A source is
-unchanged only when every record of it carries that hash and its chunk and sentence
-counts are exactly what the chunker produces (ids are content hashes, so equal
-counts mean equal sets); anything else, e.g. the remains of a write that was
-killed half-way, is rewritten. Re-ingesting an unchanged source embeds nothing; a
-changed source has exactly its old records replaced.
+Every record carries the sha256 of its document's text (``doc_hash``, also part of
+its id). A source is unchanged when its visible version has that hash and exactly
+the chunk and sentence counts the chunker produces; re-ingesting it embeds nothing.
 
-Documents are embedded and written in batches (a document is never split): an
-error undoes the batch being written, so no document is ever half there, and
-batches already written stay, so re-running an interrupted ingest only does the
-work that is left."""
+A new or changed document is written beside its old version, invisible, in batches
+of about ``batch_records`` records (batches cross document boundaries, and a big
+document spans many, so memory is bounded by the batch). When its last record is
+stored it is published (it becomes the visible version at once) and the old
+version's records are deleted (see ``rag.store``). Searches therefore never see
+half a document; a write that fails or is killed leaves the previous version
+visible and the batches already stored kept, and the next run embeds only what is
+left. Writers of one index take turns (``VectorStore.writer_lock``)."""
 
 from __future__ import annotations
 
@@ -77,23 +78,40 @@ def validate_source(source: str) -> str:
 
 
 def build_records(doc: Document, target_chars: int) -> tuple[list[Record], list[Record]]:
+    """The chunk and sentence records of a document. Ids carry the document's hash:
+    two versions of a document never share a record (see ``rag.store``)."""
     h = doc_hash(doc.text)
     chunks, sentences = [], []
     for chunk in chunk_document(doc, target_chars):
-        chunks.append(Record(chunk.id, chunk.text, {"source": doc.source, "start": chunk.start,
-                                                    "end": chunk.end, "doc_hash": h, "index": chunk.index,
-                                                    **_where(chunk.section, chunk.page)}))
+        cid = f"{chunk.id}-{h[:12]}"
+        chunks.append(Record(cid, chunk.text, {"source": doc.source, "start": chunk.start,
+                                               "end": chunk.end, "doc_hash": h, "index": chunk.index,
+                                               **_where(chunk.section, chunk.page)}))
         for j, sent in enumerate(chunk.sentences):
-            sentences.append(Record(f"{chunk.id}:{j}", sent.text,
+            sentences.append(Record(f"{cid}:{j}", sent.text,
                                     {"source": doc.source, "start": sent.start, "end": sent.end,
-                                     "doc_hash": h, "chunk_id": chunk.id, "index": j, "kind": sent.kind,
+                                     "doc_hash": h, "chunk_id": cid, "index": j, "kind": sent.kind,
                                      **_where(sent.section, sent.page)}))
     return chunks, sentences
 
 
+@dataclass
+class _Pending:
+    """One document to write: its version and the records not stored yet."""
+
+    source: str
+    doc_hash: str
+    chunks: list[Record]
+    sentences: list[Record]
+
+    @property
+    def size(self) -> int:
+        return len(self.chunks) + len(self.sentences)
+
+
 class Ingestor:
     def __init__(self, store: VectorStore, embedder: Embedder | Callable[[], Embedder], chunk_chars: int = 600,
-                 on_change: Callable[[], None] | None = None, batch_records: int = 2048) -> None:
+                 on_change: Callable[[], None] | None = None, batch_records: int = 512) -> None:
         self.store = store
         self.batch_records = batch_records
         self._embedder = embedder
@@ -116,39 +134,95 @@ class Ingestor:
 
     def ingest_documents(self, docs: Sequence[Document], prune: bool = False,
                          progress: Progress | None = None) -> IngestReport:
+        """Write new and changed documents, a batch of about ``batch_records``
+        records at a time (batches cross document boundaries, and a big document
+        spans many). A document becomes visible, or replaces its old version, only
+        once all its records are stored; an interrupted run leaves what it finished
+        stored, and the next run embeds only the rest."""
         for doc in docs:
             validate_source(doc.source)
+        with self.store.writer_lock():
+            report, pending, cleanup = self._plan(docs)
+            given = {d.source for d in docs}
+            existing = self.store.source_state()
+            removed = sorted(s for s, st in existing.items() if s not in given and st.chunks) if prune else []
+            report.removed = len(removed)
+            # sources with nothing visible yet get an empty live record first, so that
+            # their records stay hidden until complete (an old index's source keeps its version)
+            self.store.publish({p.source: _legacy_version(existing.get(p.source)) for p in pending
+                                if existing.get(p.source) is None or existing[p.source].live is None})
+            self._write(pending, progress)
+            if cleanup:  # complete versions whose old records an interrupted run left behind
+                self.store.delete_other_versions(cleanup)
+            if removed:
+                self._remove(removed)
+                self.on_change()
+        report.chunks = self.store.count()
+        return report
+
+    def _plan(self, docs: Sequence[Document]) -> tuple[IngestReport, list[_Pending], dict[str, str]]:
         existing = self.store.source_state()
         report = IngestReport()
-        todo: list[tuple[str, list[Record], list[Record]]] = []
+        pending: list[_Pending] = []
+        cleanup: dict[str, str] = {}
         for doc in docs:
             chunks, sentences = build_records(doc, self.chunk_chars)
+            h = doc_hash(doc.text)
             state = existing.get(doc.source)
-            if state is not None and _complete(state, doc_hash(doc.text), chunks, sentences):
+            if state is not None and state.live == h and state.versions.get(h) == (len(chunks), len(sentences)):
                 report.unchanged += 1
+                if len(state.versions) > 1:
+                    cleanup[doc.source] = h
                 continue
-            todo.append((doc.source, chunks, sentences))
+            stored = self.store.stored_ids(doc.source, h) if state is not None and h in state.versions else set()
+            pending.append(_Pending(doc.source, h, [r for r in chunks if r.id not in stored],
+                                    [r for r in sentences if r.id not in stored]))
             if state is not None and state.chunks:
                 report.updated += 1
             else:
                 report.added += 1
-        given = {d.source for d in docs}
-        removed = sorted(s for s in existing if s not in given) if prune else []
-        report.removed = len(removed)
+        return report, pending, cleanup
 
-        batches = [([r for _, c, _ in b for r in c], [r for _, _, s in b for r in s], [src for src, _, _ in b])
-                   for b in _batches(todo, self.batch_records)]
-        total = sum(len(_distinct(c, s)) for c, s, _ in batches)
+    def _write(self, pending: list[_Pending], progress: Progress | None) -> None:
+        """Embed and store the pending records in batches; publish each document
+        (and delete its old version) in the batch that completes it."""
+        total = sum(p.size for p in pending)
         done = 0
-        for chunks, sentences, sources in batches:
+        chunks: list[Record] = []
+        sentences: list[Record] = []
+        completed: dict[str, str] = {}
+        if progress and total:
+            progress(0, total)
+        for p in pending:
+            queue = [(r, False) for r in p.sentences] + [(r, True) for r in p.chunks]
+            for pos, (record, is_chunk) in enumerate(queue, 1):
+                (chunks if is_chunk else sentences).append(record)
+                if pos == len(queue):
+                    completed[p.source] = p.doc_hash
+                if len(chunks) + len(sentences) >= self.batch_records:
+                    done = self._flush(chunks, sentences, completed, done, total, progress)
+            if not queue:
+                completed[p.source] = p.doc_hash
+        self._flush(chunks, sentences, completed, done, total, progress)
+
+    def _flush(self, chunks: list[Record], sentences: list[Record], completed: dict[str, str], done: int,
+               total: int, progress: Progress | None) -> int:
+        """Store one batch, then publish the documents it completes; empties the lists."""
+        if chunks or sentences:
             chunk_vecs, sent_vecs = self._embed(chunks, sentences, done, total, progress)
-            self._commit(sources, chunks, chunk_vecs, sentences, sent_vecs)
-            done += len(_distinct(chunks, sentences))
-        if removed:
-            self.store.delete_sources(removed)
+            self.store.add(chunks, chunk_vecs, sentences, sent_vecs)
+            done += len(chunks) + len(sentences)
+            log.debug("stored %d of %d records", done, total)
+            if progress:
+                progress(done, total)
+        if completed:
+            self.store.publish(completed)
+            self.store.delete_other_versions(completed)
             self.on_change()
-        report.chunks = self.store.count()
-        return report
+        chunks.clear()
+        sentences.clear()
+        completed.clear()
+        return done
 
     def _embed(self, chunks: list[Record], sentences: list[Record], done: int, total: int,
                progress: Progress | None) -> tuple[np.ndarray, np.ndarray]:
@@ -171,59 +245,35 @@ class Ingestor:
         vecs = table[[row[t] for t in texts]]
         return vecs[: len(chunks)], vecs[len(chunks):]
 
-    def _commit(self, sources: list[str], chunks: list[Record], chunk_vecs: np.ndarray,
-                sentences: list[Record], sent_vecs: np.ndarray) -> None:
-        before = self.store.snapshot(sources)
-        new_chunk_ids = {r.id for r in chunks}
-        new_sent_ids = {r.id for r in sentences}
-        try:
-            self.store.add(chunks, chunk_vecs, sentences, sent_vecs)
-            self.store.delete_ids([r.id for r in before.chunks if r.id not in new_chunk_ids],
-                                  [r.id for r in before.sentences if r.id not in new_sent_ids])
-        except BaseException:
-            log.error("ingest failed while writing; restoring the index")
-            old_chunk_ids = {r.id for r in before.chunks}
-            old_sent_ids = {r.id for r in before.sentences}
-            self.store.delete_ids([i for i in new_chunk_ids if i not in old_chunk_ids],
-                                  [i for i in new_sent_ids if i not in old_sent_ids])
-            self.store.add(before.chunks, before.chunk_vectors, before.sentences, before.sentence_vectors)
-            raise
-        finally:
-            self.on_change()
-
     def remove(self, source: str) -> int:
-        existing = self.store.source_state()
-        if source not in existing:
-            raise NotFoundError(f"no document {source!r} in the index (see 'rag list')")
-        self.store.delete_sources([source])
-        self.on_change()
-        return existing[source].chunks
+        with self.store.writer_lock():
+            existing = self.store.source_state()
+            state = existing.get(source)
+            if state is None:
+                raise NotFoundError(f"no document {source!r} in the index (see 'rag list')")
+            self._remove([source])
+            self.on_change()
+        return state.chunks
+
+    def _remove(self, sources: list[str]) -> None:
+        """Hide the sources at once (empty live records), then delete their records
+        and live records."""
+        self.store.publish({s: "" for s in sources})
+        self.store.delete_sources(sources)
+        self.store.unpublish(sources)
 
     def list_sources(self) -> list[tuple[str, int]]:
         return sorted((s, st.chunks) for s, st in self.store.source_state().items() if st.chunks)
 
 
+def _legacy_version(state: SourceState | None) -> str:
+    """The version to keep visible for a source that has no live record yet: the
+    one version an index made before versions holds, else none."""
+    if state is not None and len(state.versions) == 1:
+        return next(iter(state.versions))
+    return ""
+
+
 def _distinct(chunks: list[Record], sentences: list[Record]) -> list[str]:
     """The distinct texts to embed: chunks under their sections, sentences as they are."""
     return list(dict.fromkeys([r.indexed_text for r in chunks] + [r.text for r in sentences]))
-
-
-def _complete(state: SourceState, h: str, chunks: list[Record], sentences: list[Record]) -> bool:
-    return state.hashes == {h} and state.chunks == len(chunks) and state.sentences == len(sentences)
-
-
-def _batches(todo: list[tuple[str, list[Record], list[Record]]],
-             size: int) -> list[list[tuple[str, list[Record], list[Record]]]]:
-    """Group whole documents into batches of about ``size`` records."""
-    out: list[list[tuple[str, list[Record], list[Record]]]] = []
-    current: list[tuple[str, list[Record], list[Record]]] = []
-    n = 0
-    for item in todo:
-        if current and n + len(item[1]) + len(item[2]) > size:
-            out.append(current)
-            current, n = [], 0
-        current.append(item)
-        n += len(item[1]) + len(item[2])
-    if current:
-        out.append(current)
-    return out

@@ -7,7 +7,17 @@ our own vectors; Chroma never embeds anything itself.
 The version token is a fresh random string written after every write, by whichever
 process wrote. Caches derived from the store (the BM25 index) key on it, so every
 process that shares a Chroma server, and every restarted one, notices every change,
-also one that keeps the number of chunks equal."""
+also one that keeps the number of chunks equal.
+
+Versions and visibility: every record carries the hash of its document's text
+(``doc_hash``, part of its id too), and ``<name>_meta`` holds one *live* record per
+source naming the hash whose records searches may return (``""``: none). A new
+version of a document is written in batches beside the old one, invisible, and
+becomes visible at once when its live record is switched (one upsert); only then
+are the old version's records deleted. So a search never sees half a document, and
+a write that is killed leaves the previous version visible and the finished part of
+the new one stored, for the next run to continue from. A source with no live record
+(an index made before versions existed) shows all its records."""
 
 from __future__ import annotations
 
@@ -15,7 +25,7 @@ import functools
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -28,6 +38,7 @@ from rag.errors import BackendError
 log = logging.getLogger(__name__)
 
 VERSION_ID = "version"
+LIVE = "live"  # the ``kind`` of the meta records that name each source's visible version
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -69,12 +80,47 @@ class Record:
 
 @dataclass(frozen=True)
 class SourceState:
-    """What the index holds for one source: the document hashes its records carry
-    (one, unless a write was interrupted), and its chunk and sentence counts."""
+    """What the index holds for one source: the visible version (``live``: its
+    document hash; ``""`` none; None for a source of an index made before versions,
+    whose records are all visible) and, per stored version, its chunk and sentence
+    counts (more than one version while a write is under way or was interrupted)."""
 
-    hashes: frozenset[str]
-    chunks: int
-    sentences: int
+    live: str | None
+    versions: dict[str, tuple[int, int]]
+
+    @property
+    def visible(self) -> tuple[int, int]:
+        """Chunks and sentences that searches see."""
+        if self.live is None:
+            return (sum(c for c, _ in self.versions.values()), sum(s for _, s in self.versions.values()))
+        return self.versions.get(self.live, (0, 0)) if self.live else (0, 0)
+
+    @property
+    def chunks(self) -> int:
+        return self.visible[0]
+
+    @property
+    def sentences(self) -> int:
+        return self.visible[1]
+
+
+def visible(meta: dict[str, Any], live: dict[str, str]) -> bool:
+    """Whether a record (by its metadata) belongs to its source's visible version."""
+    source = str(meta.get("source"))
+    return source not in live or (live[source] != "" and live[source] == meta.get("doc_hash"))
+
+
+def visible_where(live: dict[str, str]) -> dict[str, Any] | None:
+    """A Chroma filter that keeps (at least) the visible records; ``visible``
+    decides exactly (a filter on hashes alone lets through a staged record of one
+    source whose text equals another's visible one)."""
+    if not live:
+        return None
+    hashes = sorted({h for h in live.values() if h})
+    unmanaged: dict[str, Any] = {"source": {"$nin": sorted(live)}}
+    if not hashes:
+        return unmanaged
+    return {"$or": [{"doc_hash": {"$in": hashes}}, unmanaged]}
 
 
 @dataclass(frozen=True)
@@ -90,15 +136,21 @@ class Snapshot:
 class VectorStore(Protocol):
     def count(self) -> int: ...
     def version(self) -> str: ...
+    def live(self) -> dict[str, str]: ...
     def source_state(self) -> dict[str, SourceState]: ...
+    def stored_ids(self, source: str, doc_hash: str) -> set[str]: ...
     def add(self, chunks: Sequence[Record], chunk_vectors: np.ndarray,
             sentences: Sequence[Record], sentence_vectors: np.ndarray) -> None: ...
+    def publish(self, versions: dict[str, str]) -> None: ...
+    def unpublish(self, sources: Iterable[str]) -> None: ...
+    def delete_other_versions(self, versions: dict[str, str]) -> None: ...
     def delete_sources(self, sources: Iterable[str]) -> None: ...
     def delete_ids(self, chunk_ids: Sequence[str], sentence_ids: Sequence[str]) -> None: ...
     def snapshot(self, sources: Iterable[str]) -> Snapshot: ...
     def query_chunks(self, vector: np.ndarray, n: int) -> list[tuple[Record, float]]: ...
     def all_chunks(self) -> list[Record]: ...
     def sentences_of(self, chunk_ids: Sequence[str]) -> tuple[list[Record], np.ndarray]: ...
+    def writer_lock(self) -> AbstractContextManager[None]: ...
 
 
 def _client(data_dir: Path, url: str | None) -> Any:
@@ -137,22 +189,61 @@ class ChromaStore:
 
     def __init__(self, data_dir: Path, name: str = "rag", url: str | None = None) -> None:
         self.url = url
-        self._client = _client(data_dir, url)
+        self.data_dir = Path(data_dir)
+        self.name = name
+        self._known = ""  # the version token this process last wrote or saw on opening
+        self._open()
+
+    def _open(self) -> None:
+        self._client = _client(self.data_dir, self.url)
         meta = {"hnsw:space": "cosine"}
         try:
-            self._chunks = self._client.get_or_create_collection(f"{name}_chunks", metadata=meta,
+            self._chunks = self._client.get_or_create_collection(f"{self.name}_chunks", metadata=meta,
                                                                  embedding_function=None)
-            self._sentences = self._client.get_or_create_collection(f"{name}_sentences", metadata=meta,
+            self._sentences = self._client.get_or_create_collection(f"{self.name}_sentences", metadata=meta,
                                                                     embedding_function=None)
-            self._meta = self._client.get_or_create_collection(f"{name}_meta", embedding_function=None)
+            self._meta = self._client.get_or_create_collection(f"{self.name}_meta", embedding_function=None)
             self._batch = max(1, min(int(self._client.get_max_batch_size()), 4000))
+            self._known = self.version()
+        except BackendError:
+            raise
         except Exception as exc:
             raise BackendError(f"cannot open the Chroma collections: {exc}") from exc
+
+    def _reopen(self) -> None:
+        """Open the embedded index afresh. Chroma keeps the vector index of an
+        embedded store in memory, per process, and does not see what another process
+        writes (its searches then miss new records or fail on deleted ones); the
+        metadata it reads from SQLite is always current. Dropping this process's
+        cached Chroma system makes the next client load the index from disk."""
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        ident = getattr(self._client, "_identifier", None)
+        if ident is not None:  # not stopped: other handles in this process keep working until they reopen too
+            SharedSystemClient._identifier_to_system.pop(ident, None)
+            SharedSystemClient._identifier_to_refcount.pop(ident, None)
+        log.info("the index changed in another process: reopening it")
+        self._open()
+
+    def _fresh(self) -> None:
+        """Reopen the embedded index when another process has written to it."""
+        if not self.url and self.version() != self._known:
+            self._reopen()
+
+    def writer_lock(self) -> AbstractContextManager[None]:
+        """Writers of one embedded index take turns, across processes (a Chroma
+        server serialises its own writes)."""
+        if self.url:
+            return nullcontext()
+        return writer_lock(self.data_dir)
 
     # --- reading -------------------------------------------------------------
     @_remote
     def count(self) -> int:
-        return int(self._chunks.count())
+        """Chunks that searches see."""
+        if not self.live():
+            return int(self._chunks.count())
+        return sum(st.chunks for st in self.source_state().values())
 
     @_remote
     def version(self) -> str:
@@ -161,24 +252,38 @@ class ChromaStore:
         return str(docs[0]) if docs else ""
 
     @_remote
+    def live(self) -> dict[str, str]:
+        """Each managed source's visible version (its document hash; "" for none)."""
+        res = self._meta.get(where={"kind": LIVE}, include=["metadatas"])
+        return {str(m["source"]): str(m["doc_hash"]) for m in res["metadatas"] if m}
+
+    @_remote
     def source_state(self) -> dict[str, SourceState]:
-        """Every source found in either collection (orphans of an interrupted write included)."""
-        hashes: dict[str, set[str]] = {}
-        counts: dict[str, list[int]] = {}
+        """Every source found in either collection or the live records (orphans of
+        an interrupted write included)."""
+        live = self.live()
+        counts: dict[str, dict[str, list[int]]] = {}
         for slot, coll in enumerate((self._chunks, self._sentences)):
             for page in self._pages(coll, ["metadatas"]):
                 for meta in page["metadatas"]:
-                    src = str(meta["source"])
-                    hashes.setdefault(src, set()).add(str(meta["doc_hash"]))
-                    counts.setdefault(src, [0, 0])[slot] += 1
-        return {s: SourceState(frozenset(hashes[s]), *counts[s]) for s in counts}
+                    per = counts.setdefault(str(meta["source"]), {})
+                    per.setdefault(str(meta["doc_hash"]), [0, 0])[slot] += 1
+        return {s: SourceState(live.get(s), {h: (c[0], c[1]) for h, c in counts.get(s, {}).items()})
+                for s in set(counts) | set(live)}
+
+    @_remote
+    def stored_ids(self, source: str, doc_hash: str) -> set[str]:
+        """The ids of the chunks and sentences stored for one version of a source."""
+        where = {"$and": [{"source": source}, {"doc_hash": doc_hash}]}
+        return {i for coll in (self._chunks, self._sentences) for i in coll.get(where=where, include=[])["ids"]}
 
     @staticmethod
-    def _pages(coll: Any, include: list[str], page: int = 5000) -> Iterable[dict[str, Any]]:
+    def _pages(coll: Any, include: list[str], page: int = 5000,
+               where: dict[str, Any] | None = None) -> Iterable[dict[str, Any]]:
         """``coll.get`` results, ``page`` records at a time."""
         offset = 0
         while True:
-            res = coll.get(include=include, limit=page, offset=offset)
+            res = coll.get(include=include, limit=page, offset=offset, where=where)
             if res["ids"]:
                 yield res
             if len(res["ids"]) < page:
@@ -187,20 +292,33 @@ class ChromaStore:
 
     @_remote
     def all_chunks(self) -> list[Record]:
+        """Every visible chunk."""
+        live = self.live()
         return [Record(i, d or "", dict(m or {}))
-                for res in self._pages(self._chunks, ["documents", "metadatas"])
-                for i, d, m in zip(res["ids"], res["documents"], res["metadatas"])]
-
-    def _query(self, coll: Any, vector: np.ndarray, n: int) -> list[tuple[Record, float]]:
-        # Chroma returns fewer than n (none for an empty collection) without an error
-        res = coll.query(query_embeddings=[vector.tolist()], n_results=n,
-                         include=["documents", "metadatas", "distances"])
-        return [(Record(i, d or "", dict(m or {})), 1.0 - float(dist)) for i, d, m, dist in
-                zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])]
+                for res in self._pages(self._chunks, ["documents", "metadatas"], where=visible_where(live))
+                for i, d, m in zip(res["ids"], res["documents"], res["metadatas"]) if visible(m or {}, live)]
 
     @_remote
     def query_chunks(self, vector: np.ndarray, n: int) -> list[tuple[Record, float]]:
-        return self._query(self._chunks, vector, n)
+        """The ``n`` visible chunks nearest to ``vector``, with their cosine similarity."""
+        self._fresh()
+        live = self.live()
+        # Chroma returns fewer than n (none for an empty collection) without an error
+        def query() -> dict[str, Any]:
+            return self._chunks.query(query_embeddings=[vector.tolist()], n_results=n, where=visible_where(live),
+                                      include=["documents", "metadatas", "distances"])
+
+        try:
+            res = query()
+        except Exception as exc:  # noqa: BLE001 - e.g. "Error finding id": deleted by another process just now
+            if self.url:
+                raise
+            log.info("search failed (%s): reopening the index and searching again", exc)
+            self._reopen()
+            res = query()
+        return [(Record(i, d or "", dict(m or {})), 1.0 - float(dist)) for i, d, m, dist in
+                zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])
+                if visible(m or {}, live)]
 
     @_remote
     def sentences_of(self, chunk_ids: Sequence[str]) -> tuple[list[Record], np.ndarray]:
@@ -253,15 +371,49 @@ class ChromaStore:
         self._bump()
 
     def _bump(self) -> None:
-        self._meta.upsert(ids=[VERSION_ID], documents=[uuid.uuid4().hex], embeddings=[[1.0]])
+        token = uuid.uuid4().hex
+        self._meta.upsert(ids=[VERSION_ID], documents=[token], embeddings=[[1.0]])
+        self._known = token
 
     @_remote
     def add(self, chunks: Sequence[Record], chunk_vectors: np.ndarray,
             sentences: Sequence[Record], sentence_vectors: np.ndarray) -> None:
         with self._writing():
-            # sentences first: a chunk is only visible to retrieval once its evidence exists
+            # sentences first: a chunk is only useful to retrieval once its evidence exists
             self._add(self._sentences, sentences, sentence_vectors)
             self._add(self._chunks, chunks, chunk_vectors)
+
+    @_remote
+    def publish(self, versions: dict[str, str]) -> None:
+        """Make these versions (source -> document hash; "" for none) the visible ones, in one write."""
+        if not versions:
+            return
+        items = sorted(versions.items())
+        with self._writing():
+            for i in range(0, len(items), self._batch):
+                part = items[i:i + self._batch]
+                self._meta.upsert(ids=[f"{LIVE}:{s}" for s, _ in part], documents=[h for _, h in part],
+                                  metadatas=[{"kind": LIVE, "source": s, "doc_hash": h} for s, h in part],
+                                  embeddings=[[1.0]] * len(part))
+
+    @_remote
+    def unpublish(self, sources: Iterable[str]) -> None:
+        """Forget the live records of sources that no longer have any record."""
+        ids = [f"{LIVE}:{s}" for s in sources]
+        if ids:
+            with self._writing():
+                self._meta.delete(ids=ids)
+
+    @_remote
+    def delete_other_versions(self, versions: dict[str, str]) -> None:
+        """Delete every record of these sources that is not of the given version."""
+        if not versions:
+            return
+        with self._writing():
+            for source, h in sorted(versions.items()):
+                where = {"$and": [{"source": source}, {"doc_hash": {"$ne": h}}]}
+                for coll in (self._chunks, self._sentences):
+                    coll.delete(where=where)
 
     @_remote
     def delete_sources(self, sources: Iterable[str]) -> None:
@@ -279,3 +431,25 @@ class ChromaStore:
             for coll, ids in ((self._chunks, chunk_ids), (self._sentences, sentence_ids)):
                 for i in range(0, len(ids), self._batch):
                     coll.delete(ids=list(ids[i:i + self._batch]))
+
+
+LOCK_FILE = "write.lock"
+
+
+@contextmanager
+def writer_lock(data_dir: Path) -> Iterator[None]:
+    """Hold the index's writer lock (an OS file lock in the data folder), waiting
+    for another process that holds it, and saying so."""
+    from filelock import FileLock, Timeout
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(data_dir / LOCK_FILE))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.warning("another process is writing to the index in %s: waiting for it to finish", data_dir)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

@@ -63,25 +63,23 @@ class FaultyStore(ChromaStore):
 
     def __init__(self, data_dir: Path, fail: str = "", exc: type[BaseException] = RuntimeError) -> None:
         super().__init__(data_dir)
-        self.fail = fail  # "", "delete_ids" or "second_add"
+        self.fail = fail  # "", "second_add" or "publish" (the first that makes a document visible)
         self.exc = exc
         self.adds = 0
-        self.count_at_failure: int | None = None
+        self.failed = False
 
     def _add(self, coll: Any, records: Any, vectors: np.ndarray) -> None:
         self.adds += 1
         if self.fail == "second_add" and self.adds == 2:
-            self.fail = ""
-            self.count_at_failure = self._sentences.count()
+            self.fail, self.failed = "", True
             raise self.exc("injected failure in the second write")
         super()._add(coll, records, vectors)
 
-    def delete_ids(self, chunk_ids: Any, sentence_ids: Any) -> None:
-        if self.fail == "delete_ids":
-            self.fail = ""
-            self.count_at_failure = self.count()
-            raise self.exc("injected failure while deleting old chunks")
-        super().delete_ids(chunk_ids, sentence_ids)
+    def publish(self, versions: dict[str, str]) -> None:
+        if self.fail == "publish" and any(versions.values()):
+            self.fail, self.failed = "", True
+            raise self.exc("injected failure while publishing")
+        super().publish(versions)
 
 
 @pytest.fixture(scope="module")
@@ -194,12 +192,14 @@ def test_ingesting_twice_reports_unchanged_and_embeds_nothing(tmp_path: Path, co
     assert reopened.ingestor.list_sources() == sorted((s, len(expected_ids(s, t)[0])) for s, t in files.items())
 
 
-def test_progress_is_reported_up_to_every_embedded_text(tmp_path: Path, corpus: Path,
-                                                        counting: CountingEmbedder) -> None:
+def test_progress_is_reported_up_to_every_record(tmp_path: Path, corpus: Path,
+                                                counting: CountingEmbedder) -> None:
     seen: list[tuple[int, int]] = []
     engine = make_engine(tmp_path / "data", counting)
     engine.ingestor.ingest_paths([corpus / SEED_NAMES[0]], progress=lambda d, t: seen.append((d, t)))
-    assert seen and seen[-1] == (counting.texts, counting.texts)
+    chunks, sentences = expected_ids(SEED_NAMES[0], (corpus / SEED_NAMES[0]).read_text(encoding="utf-8"))
+    assert seen and seen[-1] == (len(chunks) + len(sentences),) * 2
+    assert 0 < counting.texts <= len(chunks) + len(sentences)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
 
@@ -314,38 +314,39 @@ def change_corpus(corpus: Path) -> None:
     (corpus / "new" / "extra.md").write_text("# Extra\n\nA brand new document about lighthouses.", encoding="utf-8")
 
 
+def visible_state(engine: Rag) -> tuple[list[tuple[str, int]], dict[str, str]]:
+    """What searches can see: the listed documents and every visible chunk."""
+    return engine.ingestor.list_sources(), {r.id: r.text for r in engine.store.all_chunks()}
+
+
 @pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
-@pytest.mark.parametrize("fail", ["delete_ids", "second_add"])
-def test_a_failure_while_writing_leaves_the_index_exactly_as_before(
+@pytest.mark.parametrize("fail", ["publish", "second_add"])
+def test_a_failure_while_writing_leaves_what_searches_see_as_before(
         tmp_path: Path, corpus: Path, counting: CountingEmbedder, fail: str, exc: type[BaseException]) -> None:
     store = FaultyStore(tmp_path / "data", exc=exc)
     engine = make_engine(tmp_path / "data", counting, store=store)
     engine.ingestor.ingest_paths([corpus])
-    before = dump(store)
-    vectors_before = vectors(store)
-    listed = engine.ingestor.list_sources()
-    count_before = store.count()
-    sentences_before = store._sentences.count()
+    before = visible_state(engine)
+    stored = store._chunks.count() + store._sentences.count()
     engine.search("Meta Llama", 5)  # builds the lexical cache
 
     change_corpus(corpus)
+    engine.ingestor.batch_records = 40  # several batches
     store.fail = fail
     store.adds = 0
     with pytest.raises(exc, match="injected"):
         engine.ingestor.ingest_paths([corpus])
-    # the failure struck after something had been written
-    assert store.count_at_failure is not None
-    assert store.count_at_failure != (count_before if fail == "delete_ids" else sentences_before)
+    assert store.failed
+    assert store._chunks.count() + store._sentences.count() > stored  # finished batches are stored ...
+    assert visible_state(engine) == before  # ... and invisible
+    assert {h.chunk_id for h in engine.search("harbour cranes lighthouses", 10).hits} <= set(before[1])
 
-    assert dump(store) == before
-    # vectors come back as stored, up to float32 rounding (Chroma normalises for cosine space)
-    assert_same_vectors(vectors(store), vectors_before)
-    assert engine.ingestor.list_sources() == listed
-    assert {h.chunk_id for h in engine.search("harbour cranes lighthouses", 10).hits} <= set(before["chunks"])
-
-    # the same command succeeds once the fault is gone
+    # the same command succeeds once the fault is gone, embedding only what was not stored
+    embedded = counting.texts
+    counting.texts = 0
     report, _ = engine.ingestor.ingest_paths([corpus])
     assert (report.added, report.updated, report.unchanged) == (1, 2, 3)
+    assert counting.texts < embedded
     check_consistent(store, {**corpus_files(corpus), "new/extra.md": (corpus / "new" / "extra.md").read_text()})
 
 

@@ -227,8 +227,7 @@ def _check_index(url: str, engine: Rag, final: dict[str, str]) -> None:
     state = engine.store.source_state()
     assert set(state) == set(final), "records of a deleted source remain"
     for s, (c, sentences) in expected.items():
-        assert (state[s].chunks, state[s].sentences, state[s].hashes) == (len(c), len(sentences),
-                                                                          frozenset({doc_hash(final[s])}))
+        assert (state[s].live, state[s].versions) == (doc_hash(final[s]), {doc_hash(final[s]): (len(c), len(sentences))})
     snap = engine.store.snapshot(list(state))
     assert {r.id for r in snap.sentences} == {r.id for _, sents in expected.values() for r in sents}
 
