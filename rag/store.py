@@ -240,7 +240,9 @@ class ChromaStore:
     # --- reading -------------------------------------------------------------
     @_remote
     def count(self) -> int:
-        """Chunks that searches see."""
+        """Chunks that searches see (``/readyz`` calls this: it reopens an index
+        that another process has changed, and fails on one it cannot read)."""
+        self._fresh()
         if not self.live():
             return int(self._chunks.count())
         return sum(st.chunks for st in self.source_state().values())
