@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from rag.chunking import Span, split_sentences
 from rag.drafting import Drafter, clean_draft, verify_draft
 from rag.errors import EmptyQuestionError, IndexEmptyError
+from rag.followup import Turn, retrieval_query, standalone
 from rag.generation import Generator
 from rag.question import Question, analyse
 from rag.retrieval import HybridRetriever, SearchResult
@@ -33,16 +34,6 @@ log = logging.getLogger(__name__)
 
 ABSTAIN_TEXT = "The documents do not contain an answer to this question."
 
-_FOLLOWUP = re.compile(r"^\s*(?:and|also|what about|how about|so)\b|\b(?:they|them|their|theirs|it|its|those|"
-                       r"these|he|she|his|her|this|that one|which of them)\b", re.I)
-
-
-@dataclass(frozen=True)
-class Turn:
-    question: str
-    answer: str
-
-
 def prepare_question(question: str, max_chars: int) -> str:
     q = " ".join(question.split())
     if not q:
@@ -51,14 +42,6 @@ def prepare_question(question: str, max_chars: int) -> str:
         log.warning("question of %d characters truncated to %d", len(q), max_chars)
         q = q[:max_chars].rsplit(" ", 1)[0] or q[:max_chars]
     return q
-
-
-def retrieval_query(question: str, history: Sequence[Turn]) -> str:
-    """Follow-ups ("And which of them host it?") are searched together with the
-    previous question, so pronouns find their referents."""
-    if history and (_FOLLOWUP.search(question) or len(tokens(question)) <= 2):
-        return f"{history[-1].question} {question}"
-    return question
 
 
 def with_marker(sentence: str, markers: Sequence[int]) -> str:
@@ -111,7 +94,7 @@ class AnswerPipeline:
         """Stages 1-2: the analysed question and what retrieval found for it (also
         what ``eval/fit_policy.py`` fits the policy on)."""
         q = prepare_question(question, self.max_question_chars)
-        analysed = analyse(q, retrieval_query(q, history))
+        analysed = analyse(standalone(q, history), retrieval_query(q, history))
         result = self.retriever.retrieve(analysed.query, k, statement=analysed.statement)
         if not result.hits and self.retriever.store.count() == 0:  # counted only when nothing was found
             raise IndexEmptyError("the index is empty: add documents first with 'rag ingest PATH'")
