@@ -64,7 +64,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp))
         engine = Rag(settings)
-        engine.ingestor.ingest_paths([ROOT / "seeds"])
+        engine.ingestor.ingest_paths([ROOT / "seeds"], prefix="")
         engine.load()
         raw = Llama(model_path=str(settings.model_path),
                     **llama_options(settings.ctx, settings.n_threads, settings.n_gpu_layers))

@@ -54,7 +54,7 @@ def bench_ingest(embedder, repeats: int) -> float:
         with tempfile.TemporaryDirectory() as tmp:
             engine = Rag(Settings(data_dir=Path(tmp)), embedder=embedder)
             t0 = time.perf_counter()
-            engine.ingestor.ingest_paths([ROOT / "seeds"])
+            engine.ingestor.ingest_paths([ROOT / "seeds"], prefix="")
             times.append(time.perf_counter() - t0)
     return statistics.median(times)
 

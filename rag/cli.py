@@ -65,25 +65,38 @@ def _root(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Debug l
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive): .txt .md .html .pdf")],
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive): .txt .md .markdown .html .htm .pdf")],
     prune: Annotated[bool, typer.Option("--prune", help="Also remove indexed sources not among these files.")] = False,
+    prefix: Annotated[Optional[str], typer.Option("--prefix", metavar="NAME", help=(
+        "Start source ids with NAME instead of the folder's name; --prefix '' gives paths relative to the "
+        "folder."))] = None,
+    strict: Annotated[bool, typer.Option("--strict", help=(
+        "Refuse (exit 1, nothing written) when any file would be skipped."))] = False,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Add or update documents in the index (unchanged files are skipped)."""
+    """Add or update documents in the index (unchanged files are skipped).
+
+    Source ids start with the name of the folder given: 'rag ingest projA' names
+    projA/README.md and projA/sub/x.md, and 'rag ingest projA/README.md' names it
+    projA/README.md too. Files in folders that are unsupported, unreadable, binary,
+    empty or fail to parse are skipped, one warning each, and counted; a file named
+    here that cannot be read is an error."""
     engine = _engine(_settings(data_dir=data_dir))
     if as_json:
-        report, _ = engine.ingestor.ingest_paths(paths, prune=prune)
+        report, _ = engine.ingestor.ingest_paths(paths, prune=prune, prefix=prefix, strict=strict)
         _print_json(report.to_dict())
         return
     with Progress(TextColumn("[bold]embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=True) as bar:
         task = bar.add_task("embed", total=None)
         report, _ = engine.ingestor.ingest_paths(
-            paths, prune=prune, progress=lambda done, total: bar.update(task, completed=done, total=total))
+            paths, prune=prune, prefix=prefix, strict=strict,
+            progress=lambda done, total: bar.update(task, completed=done, total=total))
     r = report
-    out.print(f"added {r.added}, updated {r.updated}, unchanged {r.unchanged}, removed {r.removed}; "
-              f"{r.chunks} chunks in the index")
+    migrated = f", migrated {r.migrated}" if r.migrated else ""
+    out.print(f"added {r.added}, updated {r.updated}, unchanged {r.unchanged}{migrated}, removed {r.removed}, "
+              f"skipped {len(r.skipped)}; {r.chunks} chunks in the index")
 
 
 @app.command()
@@ -108,7 +121,7 @@ def search(
 
 @app.command("list")
 def list_(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
-    """List indexed sources with their chunk counts."""
+    """List indexed sources (the ids 'rag remove' takes) with their chunk counts."""
     engine = _engine(_settings(data_dir=data_dir))
     rows = engine.ingestor.list_sources()
     if as_json:

@@ -10,6 +10,7 @@
      |    +-- PayloadTooLargeError a request body or question over its limit (HTTP 413)
      +-- NotFoundError            a document/source that does not exist (exit 1, HTTP 404)
      +-- IngestError              reading or ingesting documents failed (exit 1, HTTP 400)
+     |    +-- UnsupportedFormatError  a file type no parser reads (exit 1, HTTP 415)
      +-- ModelError               a model file is missing or cannot be loaded (exit 1, HTTP 503)
      +-- IndexEmptyError          nothing has been ingested yet (exit 1, HTTP 409)
      +-- BackendError             a remote service (Chroma server, LLM server) failed (exit 1, HTTP 502)
@@ -67,6 +68,11 @@ class NotFoundError(RagError):
 class IngestError(RagError):
     http_status = 400
     kind = "ingest_error"
+
+
+class UnsupportedFormatError(IngestError):
+    http_status = 415
+    kind = "unsupported_file_type"
 
 
 class ModelError(RagError):

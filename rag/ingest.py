@@ -18,16 +18,18 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from rag.chunking import chunk_document
 from rag.embeddings import Embedder
-from rag.errors import InvalidSourceError, NotFoundError
+from rag.errors import IngestError, InvalidSourceError, NotFoundError
 from rag.document import Document
-from rag.loaders import load_paths
+from rag.id_migration import counted_as, renames
+from rag.loaders import Skipped, load_paths
 from rag.store import Record, SourceState, VectorStore
 
 log = logging.getLogger(__name__)
@@ -37,13 +39,19 @@ Progress = Callable[[int, int], None]  # (done, total)
 
 @dataclass
 class IngestReport:
+    """What one ingest did. ``migrated``: documents of an older index moved from
+    their bare id to today's (see ``rag.id_migration``); ``skipped``: files found in
+    folders that were not ingested, each with its reason."""
+
     added: int = 0
     updated: int = 0
     unchanged: int = 0
+    migrated: int = 0
     removed: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
     chunks: int = 0
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -125,12 +133,49 @@ class Ingestor:
             self._embedder = self._embedder()
         return self._embedder  # type: ignore[return-value]
 
-    def ingest_paths(self, paths: Sequence[Path], prune: bool = False,
-                     progress: Progress | None = None) -> tuple[IngestReport, list[str]]:
-        loaded = load_paths(list(paths))
+    def ingest_paths(self, paths: Sequence[Path], prune: bool = False, progress: Progress | None = None,
+                     prefix: str | None = None, strict: bool = False) -> tuple[IngestReport, list[str]]:
+        """Ingest files and folders under the source ids of ``rag.loaders.load_paths``
+        (the folder's name first; ``prefix`` instead of it, ``""`` for bare paths).
+        Files found in folders that cannot be ingested are skipped, one warning each,
+        and listed in the report; with ``strict`` any of them is an IngestError and
+        nothing is written. A document that an older index holds under its bare id
+        with the same text moves to its new id (``migrated``)."""
+        loaded = load_paths(list(paths), prefix=prefix)
         for w in loaded.warnings:
             log.warning("%s", w)
-        return self.ingest_documents(loaded.documents, prune=prune, progress=progress), loaded.warnings
+        for s in loaded.skipped:
+            log.warning("skipped %s: %s", s.source, s.reason)
+        if strict and loaded.skipped:
+            shown = "; ".join(f"{s.source} ({s.reason})" for s in loaded.skipped[:5])
+            more = f"; and {len(loaded.skipped) - 5} more" if len(loaded.skipped) > 5 else ""
+            raise IngestError(f"strict: nothing written, {len(loaded.skipped)} file(s) would be skipped: "
+                              f"{shown}{more}")
+        before = self.store.source_state() if loaded.bare else {}
+        moves = renames(loaded.documents, loaded.bare, before, doc_hash)
+        report = self.ingest_documents(loaded.documents, prune=prune, progress=progress)
+        report.skipped = list(loaded.skipped)
+        if moves:
+            if prune:  # the prune removed the old ids, and counted them as removed
+                moved = moves
+                report.removed -= len(moves)
+            else:
+                with self.store.writer_lock():  # checked again: another writer may have changed them
+                    now = self.store.source_state()
+                    moved = {old: new for old, new in renames(loaded.documents, loaded.bare, now, doc_hash).items()
+                             if old in moves and now.get(new) is not None and now[new].chunks}
+                    if moved:
+                        self._remove(sorted(moved))
+                        self.on_change()
+            texts = {d.source: d.text for d in loaded.documents}
+            added, updated, unchanged = counted_as({new: doc_hash(texts[new]) for new in moved.values()}, before)
+            report.added -= added
+            report.updated -= updated
+            report.unchanged -= unchanged
+            report.migrated = len(moved)
+            report.chunks = self.store.count()
+            log.info("moved %d document(s) from their bare ids to today's", len(moved))
+        return report, loaded.warnings
 
     def ingest_documents(self, docs: Sequence[Document], prune: bool = False,
                          progress: Progress | None = None) -> IngestReport:

@@ -46,7 +46,7 @@ def seeded_dir(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:
 
     data = tmp_path_factory.mktemp("seeded")
     engine = Rag(Settings(data_dir=data), embedder=embedder)
-    engine.ingestor.ingest_paths([SEEDS])
+    engine.ingestor.ingest_paths([SEEDS], prefix="")  # bare ids, as eval/dev.jsonl names them
     return data
 
 

@@ -19,7 +19,7 @@ from rag import cli
 from rag.engine import Rag
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
-REPORT_KEYS = ["added", "updated", "unchanged", "removed", "chunks"]
+REPORT_KEYS = ["added", "updated", "unchanged", "migrated", "removed", "skipped", "chunks"]
 
 
 @pytest.fixture
@@ -54,19 +54,21 @@ def test_ingest_json_prints_exactly_the_report(run: Any, docs: Path, tmp_path: P
     assert out.count("\n") == 1
     obj = json.loads(out)
     assert list(obj) == REPORT_KEYS
-    assert obj == {"added": 2, "updated": 0, "unchanged": 0, "removed": 0, "chunks": 2}
+    assert obj == {"added": 2, "updated": 0, "unchanged": 0, "migrated": 0, "removed": 0, "skipped": [], "chunks": 2}
 
     code, out, _ = run("ingest", str(docs), "--json", "--data-dir", data)
-    assert code == 0 and json.loads(out) == {"added": 0, "updated": 0, "unchanged": 2, "removed": 0, "chunks": 2}
+    assert code == 0 and json.loads(out) == {"added": 0, "updated": 0, "unchanged": 2, "migrated": 0, "removed": 0,
+                                             "skipped": [], "chunks": 2}
 
     code, out, _ = run("ingest", str(docs / "a.txt"), "--prune", "--json", "--data-dir", data)
-    assert code == 0 and json.loads(out) == {"added": 0, "updated": 0, "unchanged": 1, "removed": 1, "chunks": 1}
+    assert code == 0 and json.loads(out) == {"added": 0, "updated": 0, "unchanged": 1, "migrated": 0, "removed": 1,
+                                             "skipped": [], "chunks": 1}
 
 
 def test_ingest_prints_a_summary_line(run: Any, docs: Path, tmp_path: Path) -> None:
     code, out, _ = run("ingest", str(docs), "--data-dir", str(tmp_path / "data"))
     assert code == 0
-    assert out.strip() == "added 2, updated 0, unchanged 0, removed 0; 2 chunks in the index"
+    assert out.strip() == "added 2, updated 0, unchanged 0, removed 0, skipped 0; 2 chunks in the index"
 
 
 def test_list_remove_and_search_json(run: Any, docs: Path, tmp_path: Path) -> None:
@@ -75,23 +77,24 @@ def test_list_remove_and_search_json(run: Any, docs: Path, tmp_path: Path) -> No
     assert code == 0 and json.loads(out) == {"documents": []}
     run("ingest", str(docs), "--json", "--data-dir", data)
     code, out, _ = run("list", "--json", "--data-dir", data)
-    assert json.loads(out) == {"documents": [{"source": "a.txt", "chunks": 1}, {"source": "sub/b.md", "chunks": 1}]}
+    assert json.loads(out) == {"documents": [{"source": "docs/a.txt", "chunks": 1},
+                                             {"source": "docs/sub/b.md", "chunks": 1}]}
 
     code, out, _ = run("search", "When does the ferry leave?", "-k", "1", "--json", "--data-dir", data)
     assert code == 0
     obj = json.loads(out)
     assert obj["query"] == "When does the ferry leave?"
-    assert [r["source"] for r in obj["results"]] == ["sub/b.md"]
+    assert [r["source"] for r in obj["results"]] == ["docs/sub/b.md"]
     assert set(obj["results"][0]) == {"source", "chunk_id", "start", "end", "text", "score"}
     from rag.loaders import parse_string  # offsets refer to the rendered Markdown text
 
-    rendered = parse_string((docs / "sub" / "b.md").read_text(), "sub/b.md").text
+    rendered = parse_string((docs / "sub" / "b.md").read_text(), "docs/sub/b.md").text
     assert obj["results"][0]["text"] == rendered[obj["results"][0]["start"]:obj["results"][0]["end"]]
 
-    code, out, _ = run("remove", "sub/b.md", "--json", "--data-dir", data)
-    assert code == 0 and json.loads(out) == {"removed": "sub/b.md", "chunks": 1}
+    code, out, _ = run("remove", "docs/sub/b.md", "--json", "--data-dir", data)
+    assert code == 0 and json.loads(out) == {"removed": "docs/sub/b.md", "chunks": 1}
     code, out, _ = run("list", "--json", "--data-dir", data)
-    assert json.loads(out) == {"documents": [{"source": "a.txt", "chunks": 1}]}
+    assert json.loads(out) == {"documents": [{"source": "docs/a.txt", "chunks": 1}]}
 
 
 def test_ask_json_citations_say_where_the_passage_is(run: Any, docs: Path, tmp_path: Path) -> None:
@@ -103,7 +106,7 @@ def test_ask_json_citations_say_where_the_passage_is(run: Any, docs: Path, tmp_p
     assert obj["abstained"] is False and obj["citations"]
     for c in obj["citations"]:
         assert set(c) == {"marker", "source", "chunk_id", "start", "end", "text", "score", "section", "page"}
-        assert (c["source"], c["section"], c["page"]) == ("a.txt", "", None)  # plain text: no headings, no pages
+        assert (c["source"], c["section"], c["page"]) == ("docs/a.txt", "", None)  # plain text: no headings, no pages
     assert '"section": "", "page": null' in out
 
 
@@ -115,7 +118,7 @@ def test_ask_prints_each_source_after_the_answer(run: Any, docs: Path, tmp_path:
     lines = out.splitlines()
     assert "1852" in lines[0] and "[1]" in lines[0]
     assert lines[1] == "sources:"
-    assert lines[2] == "  [1] a.txt"  # the file name only: a .txt has no page or section, offsets are not shown
+    assert lines[2] == "  [1] docs/a.txt"  # the source id only: a .txt has no page or section, offsets are not shown
     assert "The lighthouse on the cape was built in 1852." in lines[3]
 
 
@@ -123,6 +126,7 @@ def test_ask_prints_each_source_after_the_answer(run: Any, docs: Path, tmp_path:
     ("missing", 2, "no such file or directory"),
     ("unsupported", 2, "no supported files"),
     ("binary", 1, "binary"),
+    ("unsupported_file", 1, "unsupported file type .csv; supported: .htm, .html, .markdown, .md, .pdf, .txt"),
     ("remove", 1, "nosuch"),
     ("empty_query", 2, "empty"),
     ("k0", 2, "top-k"),
@@ -148,6 +152,9 @@ def case_argv(case: str, tmp: Path) -> list[str]:
     if case == "binary":
         (tmp / "blob.txt").write_bytes(b"\x00\x01\x02binary\x00")
         return ["ingest", str(tmp / "blob.txt")]
+    if case == "unsupported_file":
+        (tmp / "t.csv").write_text("a,b\n", encoding="utf-8")
+        return ["ingest", str(tmp / "t.csv")]
     if case == "remove":
         return ["remove", "nosuch"]
     if case == "empty_query":
@@ -160,6 +167,13 @@ def case_argv(case: str, tmp: Path) -> list[str]:
         (tmp / "ok").mkdir()
         (tmp / "ok" / "note.txt").write_text("The museum opens at nine. Entry is free.", encoding="utf-8")
         return ["ingest", str(tmp / "ok"), "--json"]
+    if case == "ingest_mixed":
+        (tmp / "mixed").mkdir()
+        (tmp / "mixed" / "note.txt").write_text("The museum opens at nine. Entry is free.", encoding="utf-8")
+        (tmp / "mixed" / "blob.txt").write_bytes(b"GIF89a\x00\x01binary")
+        (tmp / "mixed" / "broken.pdf").write_bytes(b"%PDF-1.4\nnot really a pdf\n")
+        (tmp / "mixed" / "sheet.xlsx").write_bytes(b"PK\x03\x04")
+        return ["ingest", str(tmp / "mixed"), "--json"]
     raise AssertionError(case)
 
 
@@ -168,6 +182,7 @@ SUBPROCESS_CASES = {
     "missing": (2, "no such file or directory"),
     "unsupported": (2, "no supported files"),
     "binary": (1, "binary"),
+    "unsupported_file": (1, "unsupported file type .csv"),
     "remove": (1, "no document 'nosuch'"),
     "empty_query": (2, "empty"),
     "k0": (2, "top-k"),
@@ -182,7 +197,7 @@ def subprocess_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, su
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", ANONYMIZED_TELEMETRY="False")
     procs = {}
-    for case in [*SUBPROCESS_CASES, "ingest_ok"]:
+    for case in [*SUBPROCESS_CASES, "ingest_ok", "ingest_mixed"]:
         tmp = tmp_path_factory.mktemp(f"cli-{case}")
         argv = [*command, *case_argv(case, tmp), "--data-dir", str(tmp / "data")]
         procs[case] = (argv, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -218,4 +233,19 @@ def test_the_rag_script_ingest_json_stdout_is_only_the_report(
     assert proc.stdout.count("\n") == 1
     obj = json.loads(proc.stdout)
     assert list(obj) == REPORT_KEYS
-    assert obj == {"added": 1, "updated": 0, "unchanged": 0, "removed": 0, "chunks": 1}
+    assert obj == {"added": 1, "updated": 0, "unchanged": 0, "migrated": 0, "removed": 0, "skipped": [], "chunks": 1}
+
+
+def test_the_rag_script_ingests_a_mixed_folder_with_one_warning_per_skipped_file(
+        subprocess_results: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    proc = subprocess_results["ingest_mixed"]
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    obj = json.loads(proc.stdout)
+    assert (obj["added"], obj["chunks"]) == (1, 1)
+    assert [s["source"] for s in obj["skipped"]] == ["mixed/blob.txt", "mixed/broken.pdf", "mixed/sheet.xlsx"]
+    assert all(set(s) == {"source", "reason"} for s in obj["skipped"])
+    assert [line.split()[0] for line in proc.stderr.splitlines() if line[:1].strip()] == ["WARNING"] * 3, proc.stderr
+    flat = " ".join(proc.stderr.split())  # the log handler wraps long lines at the terminal's width
+    for skipped in obj["skipped"]:
+        assert f"skipped {skipped['source']}: {skipped['reason']}" in flat, proc.stderr

@@ -15,7 +15,7 @@ from rag.engine import Rag
 from rag.errors import IngestError, InputError, InvalidSourceError, NotFoundError
 from rag.document import Document
 from rag.ingest import IngestReport, build_records, doc_hash, validate_source
-from rag.loaders import parse_string
+from rag.loaders import Skipped, parse_string
 from rag.settings import Settings
 from rag.store import ChromaStore
 
@@ -165,7 +165,7 @@ def corpus_files(folder: Path) -> dict[str, str]:
 def test_ingesting_twice_reports_unchanged_and_embeds_nothing(tmp_path: Path, corpus: Path,
                                                               counting: CountingEmbedder) -> None:
     engine = make_engine(tmp_path / "data", counting)
-    report, warnings = engine.ingestor.ingest_paths([corpus])
+    report, warnings = engine.ingestor.ingest_paths([corpus], prefix="")
     files = corpus_files(corpus)
     n_chunks = sum(len(expected_ids(s, t)[0]) for s, t in files.items())
     n_sentences = sum(len(expected_ids(s, t)[1]) for s, t in files.items())
@@ -179,15 +179,16 @@ def test_ingesting_twice_reports_unchanged_and_embeds_nothing(tmp_path: Path, co
     vectors_before = vectors(engine.store)
 
     counting.calls = counting.texts = 0
-    again, _ = engine.ingestor.ingest_paths([corpus])
-    assert again.to_dict() == {"added": 0, "updated": 0, "unchanged": 5, "removed": 0, "chunks": n_chunks}
+    again, _ = engine.ingestor.ingest_paths([corpus], prefix="")
+    assert again.to_dict() == {"added": 0, "updated": 0, "unchanged": 5, "migrated": 0, "removed": 0, "skipped": [],
+                               "chunks": n_chunks}
     assert (counting.calls, counting.texts) == (0, 0)
     assert dump(engine.store) == before
     assert_same_vectors(vectors(engine.store), vectors_before, exact=True)
 
     # a new process on the same index sees the same state
     reopened = make_engine(tmp_path / "data", counting)
-    third, _ = reopened.ingestor.ingest_paths([corpus])
+    third, _ = reopened.ingestor.ingest_paths([corpus], prefix="")
     assert (third.unchanged, third.added, counting.calls) == (5, 0, 0)
     assert reopened.ingestor.list_sources() == sorted((s, len(expected_ids(s, t)[0])) for s, t in files.items())
 
@@ -196,7 +197,7 @@ def test_progress_is_reported_up_to_every_record(tmp_path: Path, corpus: Path,
                                                 counting: CountingEmbedder) -> None:
     seen: list[tuple[int, int]] = []
     engine = make_engine(tmp_path / "data", counting)
-    engine.ingestor.ingest_paths([corpus / SEED_NAMES[0]], progress=lambda d, t: seen.append((d, t)))
+    engine.ingestor.ingest_paths([corpus / SEED_NAMES[0]], progress=lambda d, t: seen.append((d, t)), prefix="")
     chunks, sentences = expected_ids(SEED_NAMES[0], (corpus / SEED_NAMES[0]).read_text(encoding="utf-8"))
     assert seen and seen[-1] == (len(chunks) + len(sentences),) * 2
     assert 0 < counting.texts <= len(chunks) + len(sentences)
@@ -206,7 +207,7 @@ def test_progress_is_reported_up_to_every_record(tmp_path: Path, corpus: Path,
 def test_a_changed_file_replaces_exactly_its_old_chunks(tmp_path: Path, corpus: Path,
                                                         counting: CountingEmbedder) -> None:
     engine = make_engine(tmp_path / "data", counting)
-    engine.ingestor.ingest_paths([corpus])
+    engine.ingestor.ingest_paths([corpus], prefix="")
     before = dump(engine.store)
     old_chunks = ids_by_source(before)
 
@@ -216,7 +217,7 @@ def test_a_changed_file_replaces_exactly_its_old_chunks(tmp_path: Path, corpus: 
     (corpus / target).write_text(new_text, encoding="utf-8")
     counting.calls = counting.texts = 0
 
-    report, _ = engine.ingestor.ingest_paths([corpus])
+    report, _ = engine.ingestor.ingest_paths([corpus], prefix="")
     assert (report.added, report.updated, report.unchanged, report.removed) == (0, 1, 4, 0)
 
     after = dump(engine.store)
@@ -244,7 +245,7 @@ def test_a_changed_file_replaces_exactly_its_old_chunks(tmp_path: Path, corpus: 
 def test_remove_and_list_sources(tmp_path: Path, corpus: Path, counting: CountingEmbedder) -> None:
     engine = make_engine(tmp_path / "data", counting)
     assert engine.ingestor.list_sources() == []
-    engine.ingestor.ingest_paths([corpus])
+    engine.ingestor.ingest_paths([corpus], prefix="")
     files = corpus_files(corpus)
     listed = engine.ingestor.list_sources()
     assert listed == sorted((s, len(expected_ids(s, t)[0])) for s, t in files.items())
@@ -263,18 +264,18 @@ def test_remove_and_list_sources(tmp_path: Path, corpus: Path, counting: Countin
 
 def test_prune_removes_only_sources_not_given(tmp_path: Path, corpus: Path, counting: CountingEmbedder) -> None:
     engine = make_engine(tmp_path / "data", counting)
-    engine.ingestor.ingest_paths([corpus])
+    engine.ingestor.ingest_paths([corpus], prefix="")
     files = corpus_files(corpus)
 
-    without, _ = engine.ingestor.ingest_paths([corpus / SEED_NAMES[0]])
+    without, _ = engine.ingestor.ingest_paths([corpus / SEED_NAMES[0]], prefix="")
     assert (without.unchanged, without.removed) == (1, 0)
     assert len(engine.ingestor.list_sources()) == 5
 
     keep = SEED_NAMES[:2]
     (corpus / keep[1]).write_text(files[keep[1]] + "\nAn added closing line.", encoding="utf-8")
-    pruned, _ = engine.ingestor.ingest_paths([corpus / keep[0], corpus / keep[1]], prune=True)
-    assert pruned.to_dict() == {"added": 0, "updated": 1, "unchanged": 1, "removed": 3,
-                                "chunks": engine.store.count()}
+    pruned, _ = engine.ingestor.ingest_paths([corpus / keep[0], corpus / keep[1]], prune=True, prefix="")
+    assert pruned.to_dict() == {"added": 0, "updated": 1, "unchanged": 1, "migrated": 0, "removed": 3,
+                                "skipped": [], "chunks": engine.store.count()}
     assert [s for s, _ in engine.ingestor.list_sources()] == keep
     check_consistent(engine.store, {keep[0]: files[keep[0]],
                                     keep[1]: (corpus / keep[1]).read_text(encoding="utf-8")})
@@ -325,7 +326,7 @@ def test_a_failure_while_writing_leaves_what_searches_see_as_before(
         tmp_path: Path, corpus: Path, counting: CountingEmbedder, fail: str, exc: type[BaseException]) -> None:
     store = FaultyStore(tmp_path / "data", exc=exc)
     engine = make_engine(tmp_path / "data", counting, store=store)
-    engine.ingestor.ingest_paths([corpus])
+    engine.ingestor.ingest_paths([corpus], prefix="")
     before = visible_state(engine)
     stored = store._chunks.count() + store._sentences.count()
     engine.search("Meta Llama", 5)  # builds the lexical cache
@@ -335,7 +336,7 @@ def test_a_failure_while_writing_leaves_what_searches_see_as_before(
     store.fail = fail
     store.adds = 0
     with pytest.raises(exc, match="injected"):
-        engine.ingestor.ingest_paths([corpus])
+        engine.ingestor.ingest_paths([corpus], prefix="")
     assert store.failed
     assert store._chunks.count() + store._sentences.count() > stored  # finished batches are stored ...
     assert visible_state(engine) == before  # ... and invisible
@@ -344,32 +345,39 @@ def test_a_failure_while_writing_leaves_what_searches_see_as_before(
     # the same command succeeds once the fault is gone, embedding only what was not stored
     embedded = counting.texts
     counting.texts = 0
-    report, _ = engine.ingestor.ingest_paths([corpus])
+    report, _ = engine.ingestor.ingest_paths([corpus], prefix="")
     assert (report.added, report.updated, report.unchanged) == (1, 2, 3)
     assert counting.texts < embedded
     check_consistent(store, {**corpus_files(corpus), "new/extra.md": (corpus / "new" / "extra.md").read_text()})
 
 
-def test_a_binary_file_among_good_ones_writes_nothing(tmp_path: Path, corpus: Path,
-                                                      counting: CountingEmbedder) -> None:
+def test_a_binary_file_among_good_ones_is_skipped_and_strict_writes_nothing(tmp_path: Path, corpus: Path,
+                                                                            counting: CountingEmbedder) -> None:
     engine = make_engine(tmp_path / "data", counting)
-    engine.ingestor.ingest_paths([corpus])
+    engine.ingestor.ingest_paths([corpus], prefix="")
     before = dump(engine.store)
     vectors_before = vectors(engine.store)
 
     change_corpus(corpus)
     (corpus / "zz_binary.txt").write_bytes(b"GIF89a\x00\x01\x00\x01binary")
     counting.calls = 0
-    with pytest.raises(IngestError, match="binary"):
-        engine.ingestor.ingest_paths([corpus], prune=True)
+    with pytest.raises(IngestError, match=r"strict: nothing written, 1 file\(s\) would be skipped: "
+                                          r"zz_binary.txt \(looks like a binary file"):
+        engine.ingestor.ingest_paths([corpus], prune=True, prefix="", strict=True)
     assert counting.calls == 0
     assert dump(engine.store) == before
     assert_same_vectors(vectors(engine.store), vectors_before, exact=True)
 
     fresh = make_engine(tmp_path / "fresh", counting)
-    with pytest.raises(IngestError):
-        fresh.ingestor.ingest_paths([corpus])
+    with pytest.raises(IngestError, match="strict"):
+        fresh.ingestor.ingest_paths([corpus], prefix="", strict=True)
     assert fresh.store.count() == 0 and fresh.ingestor.list_sources() == []
+
+    report, _ = engine.ingestor.ingest_paths([corpus], prune=True, prefix="")
+    assert (report.added, report.updated, report.unchanged, report.removed) == (1, 2, 3, 0)
+    assert report.skipped == [Skipped("zz_binary.txt", "looks like a binary file (NUL bytes), not text")]
+    good = {s: t for s, t in corpus_files(corpus).items() if s != "zz_binary.txt"}
+    check_consistent(engine.store, {**good, "new/extra.md": (corpus / "new" / "extra.md").read_text()})
 
 
 def test_an_empty_file_is_skipped_and_not_indexed(tmp_path: Path, counting: CountingEmbedder) -> None:
@@ -378,9 +386,9 @@ def test_an_empty_file_is_skipped_and_not_indexed(tmp_path: Path, counting: Coun
     (docs / "empty.txt").write_text("  \n", encoding="utf-8")
     (docs / "full.txt").write_text("The lighthouse keeper logs every ship.", encoding="utf-8")
     engine = make_engine(tmp_path / "data", counting)
-    report, warnings = engine.ingestor.ingest_paths([docs])
+    report, warnings = engine.ingestor.ingest_paths([docs], prefix="")
     assert (report.added, report.chunks) == (1, 1)
-    assert len(warnings) == 1 and "empty.txt" in warnings[0]
+    assert report.skipped == [Skipped("empty.txt", "no text (empty)")] and warnings == []
     assert engine.ingestor.list_sources() == [("full.txt", 1)]
 
 
@@ -388,9 +396,9 @@ def test_on_change_runs_after_every_write(tmp_path: Path, corpus: Path, counting
     engine = make_engine(tmp_path / "data", counting)
     generation: Callable[[], int] = lambda: engine.lexical.generation  # noqa: E731
     start = generation()
-    engine.ingestor.ingest_paths([corpus / SEED_NAMES[4]])
+    engine.ingestor.ingest_paths([corpus / SEED_NAMES[4]], prefix="")
     assert generation() == start + 1
-    engine.ingestor.ingest_paths([corpus / SEED_NAMES[4]])
+    engine.ingestor.ingest_paths([corpus / SEED_NAMES[4]], prefix="")
     assert generation() == start + 1  # nothing written, nothing to invalidate
     engine.ingestor.remove(SEED_NAMES[4])
     assert generation() == start + 2
@@ -412,10 +420,10 @@ def test_the_remains_of_an_interrupted_write_are_repaired(tmp_path: Path, corpus
     keep_c = chunks[: len(chunks) // 2] if cut == "half_of_the_chunks" else []
     engine.store.add(keep_c, np.zeros((len(keep_c), dim), np.float32) + 0.1,
                      keep_s, np.zeros((len(keep_s), dim), np.float32) + 0.1)
-    report, _ = engine.ingestor.ingest_paths([path])
+    report, _ = engine.ingestor.ingest_paths([path], prefix="")
     assert report.unchanged == 0 and report.added + report.updated == 1
     check_consistent(engine.store, {SEED_NAMES[0]: doc.text})
-    again, _ = engine.ingestor.ingest_paths([path])
+    again, _ = engine.ingestor.ingest_paths([path], prefix="")
     assert again.unchanged == 1
 
 

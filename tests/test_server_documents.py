@@ -1,7 +1,9 @@
-"""Document management over HTTP: upload (JSON and multipart), list, delete."""
+"""Document management over HTTP: upload (JSON and multipart, every supported
+format, PDF included; 415 for the others), list, delete."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import httpx
@@ -10,6 +12,23 @@ import pytest
 from tests.conftest import SEEDS
 
 DOC = "The Zebra Protocol was signed in Oslo in 1999 by eleven delegations. It regulates migratory birds."
+SUPPORTED = ".htm, .html, .markdown, .md, .pdf, .txt"
+
+
+def pdf_bytes(pages: list[list[str]]) -> bytes:
+    """A real PDF (reportlab): one paragraph of lines per page."""
+    canvas = pytest.importorskip("reportlab.pdfgen.canvas")
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf, pagesize=(612, 792))
+    for lines in pages:
+        c.setFont("Helvetica", 11)
+        y = 700.0
+        for line in lines:
+            c.drawString(72, y, line)
+            y -= 13.5
+        c.showPage()
+    c.save()
+    return buf.getvalue()
 
 
 def test_json_upload_is_idempotent_and_answerable(fresh_api: str) -> None:
@@ -75,3 +94,67 @@ def test_upload_errors(fresh_api: str) -> None:
     assert r.status_code == 400
     r = httpx.post(f"{fresh_api}/v1/documents", files={"file": ("big.txt", b"a " * 6_000_000)})
     assert r.status_code == 413
+
+
+def test_a_pdf_upload_gives_a_cited_answer_with_its_page(fresh_api: str) -> None:
+    pdf = pdf_bytes([["The harbour office keeps the tide tables and the mooring fees for", "every season."],
+                     ["The Varnholm lighthouse was built in 1887 by the engineer Ada Lindqvist.",
+                      "Its lamp can be seen from twenty nautical miles."]])
+    r = httpx.post(f"{fresh_api}/v1/documents", files={"file": ("varnholm.pdf", pdf, "application/pdf")},
+                   data={"source": "reports/varnholm.pdf"}, timeout=120)
+    assert r.status_code == 200, r.text
+    assert (r.json()["source"], r.json()["status"]) == ("reports/varnholm.pdf", "added") and r.json()["chunks"] >= 1
+    answer = httpx.post(f"{fresh_api}/v1/ask", json={"question": "Who built the Varnholm lighthouse?"},
+                        timeout=120).json()
+    assert answer["abstained"] is False, answer
+    cited = answer["citations"][0]
+    assert (cited["source"], cited["page"]) == ("reports/varnholm.pdf", 2), cited
+    assert "Ada Lindqvist" in cited["text"] and "Lindqvist" in answer["answer"]
+    again = httpx.post(f"{fresh_api}/v1/documents", files={"file": ("varnholm.pdf", pdf, "application/pdf")},
+                       data={"source": "reports/varnholm.pdf"}, timeout=120)
+    assert again.json()["status"] == "unchanged"
+
+
+def test_markdown_and_html_uploads_are_parsed_by_their_suffix(fresh_api: str) -> None:
+    md = b"# Ferries\n\nThe *night ferry* leaves at eleven."
+    r = httpx.post(f"{fresh_api}/v1/documents", files={"file": ("ferries.md", md, "text/markdown")}, timeout=60)
+    assert r.status_code == 200, r.text
+    r = httpx.post(f"{fresh_api}/v1/documents", files={"file": ("port.htm", b"<p>The port opens at six.</p>")},
+                   timeout=60)
+    assert r.status_code == 200, r.text
+    hits = httpx.get(f"{fresh_api}/v1/search", params={"q": "night ferry leaves"}).json()["results"]
+    assert hits[0]["source"] == "ferries.md" and "*" not in hits[0]["text"] and "#" not in hits[0]["text"]
+
+
+@pytest.mark.parametrize(("name", "body"), [("tool.exe", b"MZ\x90\x00\x03"), ("report.docx", b"PK\x03\x04 zip"),
+                                            ("notes", b"Plain words without a suffix."),
+                                            ("data.csv", b"a,b\n1,2\n")])
+def test_an_unsupported_file_type_is_a_415_naming_the_supported_ones(fresh_api: str, name: str,
+                                                                     body: bytes) -> None:
+    r = httpx.post(f"{fresh_api}/v1/documents", files={"file": (name, body)}, timeout=60)
+    assert r.status_code == 415, r.text
+    assert r.json()["error"]["type"] == "unsupported_file_type"
+    assert name in r.json()["error"]["message"] and f"supported: {SUPPORTED}" in r.json()["error"]["message"]
+    # the source field names the type when given
+    r = httpx.post(f"{fresh_api}/v1/documents", files={"file": ("ok.txt", b"Fine text.")},
+                   data={"source": name}, timeout=60)
+    assert r.status_code == 415, r.text
+    assert httpx.get(f"{fresh_api}/v1/documents").json()["documents"] == []
+
+
+def test_json_text_is_named_like_a_text_file(fresh_api: str) -> None:
+    r = httpx.post(f"{fresh_api}/v1/documents", json={"source": "tool.exe", "text": DOC}, timeout=60)
+    assert r.status_code == 415 and f"supported: {SUPPORTED}" in r.json()["error"]["message"]
+    r = httpx.post(f"{fresh_api}/v1/documents", json={"source": "scan.pdf", "text": DOC}, timeout=60)
+    assert r.status_code == 415 and "multipart" in r.json()["error"]["message"]
+    assert httpx.get(f"{fresh_api}/v1/documents").json()["documents"] == []
+    for source in ("notes/zebra", "site/zebra.html", "zebra.markdown"):  # no suffix: plain text
+        r = httpx.post(f"{fresh_api}/v1/documents", json={"source": source, "text": DOC}, timeout=60)
+        assert r.status_code == 200, r.text
+
+
+def test_a_damaged_pdf_upload_is_a_400_in_one_line(fresh_api: str) -> None:
+    damaged = pdf_bytes([["Cut short."]])[:80]
+    r = httpx.post(f"{fresh_api}/v1/documents", files={"file": ("cut.pdf", damaged, "application/pdf")}, timeout=60)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == {"type": "ingest_error", "message": "cannot read cut.pdf: it is not a readable PDF"}

@@ -194,8 +194,9 @@ def corpus_engine(corpus: Corpus, data_root: Path, embedder: Embedder | None, ge
 
 
 def ingest_corpus(engine: Rag, corpus: Corpus, progress: Callable[[int, int], None] | None = None) -> IngestReport:
-    """Bring the corpus's index in line with its folder (unchanged files are skipped, gone ones removed)."""
-    report, _ = engine.ingestor.ingest_paths([corpus.documents], prune=True, progress=progress)
+    """Bring the corpus's index in line with its folder (unchanged files are skipped, gone ones removed).
+    Sources keep bare ids (paths relative to the folder, ``prefix=""``): datasets name them so."""
+    report, _ = engine.ingestor.ingest_paths([corpus.documents], prune=True, progress=progress, prefix="")
     log.info("%s: %s", corpus.name, report.to_dict())
     return report
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from pathlib import PurePosixPath
 from typing import Annotated
 from urllib.parse import unquote
 
@@ -15,10 +16,18 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from rag.errors import InputError, InvalidSourceError
+from rag.errors import InputError, InvalidSourceError, UnsupportedFormatError
 from rag.ingest import validate_source
 from rag.document import Document
-from rag.loaders import parse_document, parse_string
+from rag.loaders import (
+    HTML_SUFFIXES,
+    PDF_SUFFIXES,
+    SUPPORTED_LIST,
+    TEXT_SUFFIXES,
+    check_supported,
+    parse_document,
+    parse_string,
+)
 from server.errors import UnsupportedMediaTypeError
 from server.routes._deps import ERROR_RESPONSES, JSON_ERROR_RESPONSES, is_json, media_type, service
 from server.schemas import DeleteOut, DocumentIn, DocumentList, ErrorOut, IngestOut
@@ -40,9 +49,10 @@ _UPLOAD_BODY = {
             "multipart/form-data": {"schema": {
                 "type": "object", "required": ["file"],
                 "properties": {
-                    "file": {"type": "string", "format": "binary",
-                             "description": ".txt, .md, .html or .pdf; the file name is the source"},
-                    "source": {"type": "string", "description": "Source name to use instead of the file name."},
+                    "file": {"type": "string", "format": "binary", "description": (
+                        f"{SUPPORTED_LIST}; the file name is the source, and its suffix the type")},
+                    "source": {"type": "string", "description": (
+                        "Source name to use instead of the file name (its suffix is then the type).")},
                 }}},
         },
     },
@@ -85,7 +95,18 @@ def _file_name(upload: UploadFile) -> str:
     return upload.filename or ""
 
 
+def _check_text_type(source: str) -> None:
+    """JSON carries text: a source named like a text, Markdown or HTML file, or
+    without a suffix (plain text); 415 otherwise."""
+    suffix = PurePosixPath(source).suffix.lower()
+    if suffix in PDF_SUFFIXES:
+        raise UnsupportedFormatError(f"{source}: send a PDF as a multipart file upload, not as JSON text")
+    if suffix and suffix not in TEXT_SUFFIXES | HTML_SUFFIXES:
+        check_supported(source)
+
+
 async def _read_document(request: Request) -> tuple[Document, list[str]]:
+    """The uploaded document, parsed (in a worker thread) by the suffix of its source name."""
     ctype = media_type(request)
     warnings: list[str] = []
     if ctype == "multipart/form-data":
@@ -96,23 +117,26 @@ async def _read_document(request: Request) -> tuple[Document, list[str]]:
                                                "type": "missing"}])
             name = form.get("source")
             source = checked_source(name if isinstance(name, str) and name else _file_name(upload))
+            check_supported(source)
             raw = await upload.read()
-        return parse_document(raw, source, warnings), warnings
+        return await run_in_threadpool(parse_document, raw, source, warnings), warnings
     if is_json(ctype) or not ctype:
         try:
             doc = DocumentIn.model_validate_json(await request.body())
         except ValidationError as exc:
             raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
         source = checked_source(doc.source)
+        _check_text_type(source)
         if "\x00" in doc.text:  # as for an uploaded file: NUL bytes mean binary data
             raise InputError(f"document {source!r}: the text contains NUL bytes (binary data?)")
-        return parse_string(doc.text, source), warnings
+        return await run_in_threadpool(parse_string, doc.text, source), warnings
     raise UnsupportedMediaTypeError(f"send application/json or multipart/form-data, not {ctype!r}")
 
 
 @router.post("/v1/documents", response_model=IngestOut, openapi_extra=_UPLOAD_BODY,
-             responses={**JSON_ERROR_RESPONSES, 415: {"model": ErrorOut, "description":
-                                                      "The body is neither JSON nor multipart/form-data"}})
+             responses={**JSON_ERROR_RESPONSES, 415: {"model": ErrorOut, "description": (
+                 "The body is neither JSON nor multipart/form-data, or the document's type (the suffix of its "
+                 f"name) is not one of {SUPPORTED_LIST}")}})
 async def add_document(request: Request) -> object:
     """Add or update one document (idempotent: unchanged text is not embedded again)."""
     svc = service(request)
