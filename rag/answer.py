@@ -101,7 +101,8 @@ class AnswerPipeline:
         return analysed, result
 
     def decide(self, question: str, k: int, history: Sequence[Turn] = ()) -> tuple[str, Selection, float]:
-        """Stages 1-3: the question as asked, the selection, and their time (ms)."""
+        """Stages 1-3: the question as searched (a follow-up made standalone), the
+        selection, and their time (ms)."""
         t0 = time.perf_counter()
         analysed, result = self.retrieve(question, k, history)
         selection = select(analysed, result, self.policy)
@@ -110,6 +111,7 @@ class AnswerPipeline:
     def stream(self, question: str, k: int = 5, history: Sequence[Turn] = ()) -> Iterator[StreamEvent]:
         t0 = time.perf_counter()
         q, selection, retrieval_ms = self.decide(question, k, history)
+        asked = prepare_question(question, self.max_question_chars)
         timings = Timings(retrieval_ms=retrieval_ms)
         first: list[float] = []
 
@@ -122,7 +124,7 @@ class AnswerPipeline:
             log.info("abstaining: %s", "; ".join(selection.reasons))
             yield emit(ABSTAIN_TEXT)
             timings.ttft_ms = timings.total_ms = (time.perf_counter() - t0) * 1000
-            yield AnswerEvent(Answer(q, ABSTAIN_TEXT, True, [], timings, self.model_name))
+            yield AnswerEvent(Answer(asked, ABSTAIN_TEXT, True, [], timings, self.model_name, q))
             return
 
         citations = [citation(i + 1, unit) for i, unit in enumerate(selection.evidence)]
@@ -146,4 +148,4 @@ class AnswerPipeline:
         # otherwise the consumer shows the final answer in place of the rejected draft
         timings.ttft_ms = ((first[0] if first else time.perf_counter()) - t0) * 1000
         timings.total_ms = (time.perf_counter() - t0) * 1000
-        yield AnswerEvent(Answer(q, text, False, citations, timings, self.model_name))
+        yield AnswerEvent(Answer(asked, text, False, citations, timings, self.model_name, q))

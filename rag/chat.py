@@ -85,7 +85,7 @@ class ChatSession:
     def answer(self, question: str) -> None:
         final = stream_answer(self.console, self.engine.ask_stream(question, history=self.history[-MAX_HISTORY:]))
         self.last = final
-        self.history.append(Turn(question, final.answer))
+        self.history.append(Turn(question, final.answer, final.standalone_question))
         if final.citations:
             sources = "; ".join(f"[{c.marker}] {source_location(c)}" for c in final.citations)
             self.console.print(f"sources: {sources}", markup=False, highlight=False, style="dim")

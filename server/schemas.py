@@ -48,6 +48,8 @@ class AnswerOut(BaseModel):
     citations: list[CitationOut]
     timings: Timings
     model: str = Field(..., description="The name of the answering model.")
+    standalone_question: str = Field(..., description="The question as it was searched: equal to `question`, "
+                                                      "or a follow-up made self-contained with the conversation.")
 
 
 class HitOut(BaseModel):

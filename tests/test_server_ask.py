@@ -40,7 +40,7 @@ def test_ask_returns_the_cli_json_contract(api_url: str) -> None:
     r = httpx.post(f"{api_url}/v1/ask", json={"question": QUESTION}, timeout=60)
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"question", "answer", "abstained", "citations", "timings", "model"}
+    assert set(body) == {"question", "answer", "abstained", "citations", "timings", "model", "standalone_question"}
     assert body["abstained"] is False and "Clegg" in body["answer"]
     assert body["citations"] and "[1]" in body["answer"]
     for c in body["citations"]:
