@@ -68,7 +68,7 @@ def as_sentence(unit: str, markers: Sequence[int]) -> str:
 def citation(marker: int, unit: Candidate) -> Citation:
     r = unit.record
     return Citation(marker, r.source, str(r.metadata.get("chunk_id", "")), r.start, r.end, r.text,
-                    round(unit.probability, 4), r.section, r.page)
+                    round(unit.probability, 4), r.section, r.page, r.title)
 
 
 class AnswerPipeline:
@@ -82,35 +82,39 @@ class AnswerPipeline:
         self.max_tokens = max_tokens
         self.max_question_chars = max_question_chars
 
-    def ask(self, question: str, k: int = 5, history: Sequence[Turn] = ()) -> Answer:
+    def ask(self, question: str, k: int = 5, history: Sequence[Turn] = (),
+            sources: frozenset[str] | None = None) -> Answer:
         final: Answer | None = None
-        for event in self.stream(question, k, history):
+        for event in self.stream(question, k, history, sources):
             if isinstance(event, AnswerEvent):
                 final = event.answer
         assert final is not None
         return final
 
-    def retrieve(self, question: str, k: int, history: Sequence[Turn] = ()) -> tuple[Question, SearchResult]:
+    def retrieve(self, question: str, k: int, history: Sequence[Turn] = (),
+                 sources: frozenset[str] | None = None) -> tuple[Question, SearchResult]:
         """Stages 1-2: the analysed question and what retrieval found for it (also
-        what ``eval/fit_policy.py`` fits the policy on)."""
+        what ``eval/fit_policy.py`` fits the policy on); ``sources``: only these documents."""
         q = prepare_question(question, self.max_question_chars)
         analysed = analyse(standalone(q, history), retrieval_query(q, history))
-        result = self.retriever.retrieve(analysed.query, k, statement=analysed.statement)
+        result = self.retriever.retrieve(analysed.query, k, statement=analysed.statement, sources=sources)
         if not result.hits and self.retriever.store.count() == 0:  # counted only when nothing was found
             raise IndexEmptyError("the index is empty: add documents first with 'rag ingest PATH'")
         return analysed, result
 
-    def decide(self, question: str, k: int, history: Sequence[Turn] = ()) -> tuple[str, Selection, float]:
+    def decide(self, question: str, k: int, history: Sequence[Turn] = (),
+               sources: frozenset[str] | None = None) -> tuple[str, Selection, float]:
         """Stages 1-3: the question as searched (a follow-up made standalone), the
         selection, and their time (ms)."""
         t0 = time.perf_counter()
-        analysed, result = self.retrieve(question, k, history)
+        analysed, result = self.retrieve(question, k, history, sources)
         selection = select(analysed, result, self.policy)
         return analysed.text, selection, (time.perf_counter() - t0) * 1000
 
-    def stream(self, question: str, k: int = 5, history: Sequence[Turn] = ()) -> Iterator[StreamEvent]:
+    def stream(self, question: str, k: int = 5, history: Sequence[Turn] = (),
+               sources: frozenset[str] | None = None) -> Iterator[StreamEvent]:
         t0 = time.perf_counter()
-        q, selection, retrieval_ms = self.decide(question, k, history)
+        q, selection, retrieval_ms = self.decide(question, k, history, sources)
         asked = prepare_question(question, self.max_question_chars)
         timings = Timings(retrieval_ms=retrieval_ms)
         first: list[float] = []

@@ -34,6 +34,7 @@ from rag.evaluation.runner import (
     HttpBackend,
     NliJudge,
     SearchFn,
+    chat_turns,
     load_nli_judge,
     nli_judgements,
     run_questions,
@@ -74,7 +75,7 @@ def _in_process(k: int | None, data_dir: Path | None, model: Path | None) -> tup
 
     settings = get_settings(top_k=k, data_dir=data_dir, model_path=model)
     engine = Rag(settings)
-    return ((lambda q, kk: engine.ask(q, k=kk).to_dict()),
+    return ((lambda q, kk, history=(): engine.ask(q, k=kk, history=chat_turns(history)).to_dict()),
             (lambda q, kk: engine.search(q, kk).to_dict()), settings.top_k)
 
 

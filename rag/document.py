@@ -43,6 +43,18 @@ class Document:
     blocks: tuple[Block, ...] = field(default=(), compare=False)
     # page_starts[i] = offset in text where page i + 1 begins (PDF only)
     page_starts: tuple[int, ...] = field(default=(), compare=False)
+    title: str = field(default="", compare=False)  # the format's own title: HTML <title>, PDF metadata
+
+    @property
+    def display_title(self) -> str:
+        """What people call the document: its own title, else its first heading,
+        else the file name."""
+        if self.title.strip():
+            return " ".join(self.title.split())
+        for block in self.blocks:
+            if block.kind == "heading":
+                return " ".join(self.text[block.start:block.end].split())
+        return self.source.rsplit("/", 1)[-1]
 
     def page_of(self, offset: int) -> int | None:
         """The 1-based page holding ``offset`` (None without pages)."""

@@ -110,16 +110,35 @@ class Rag:
         if self.settings.use_llm:
             _ = self.generator
 
-    def ask(self, question: str, k: int | None = None, history: "Sequence[Turn]" = ()) -> "Answer":
-        return self.pipeline.ask(question, k or self.settings.top_k, history)
+    def resolve_sources(self, patterns: Sequence[str] | None) -> frozenset[str] | None:
+        """The document ids that ``patterns`` (ids or id prefixes) name; None for
+        all documents. NotFoundError names a pattern that matches no document."""
+        if not patterns:
+            return None
+        from rag.errors import NotFoundError
 
-    def ask_stream(self, question: str, k: int | None = None,
-                   history: "Sequence[Turn]" = ()) -> "Iterator[StreamEvent]":
-        return self.pipeline.stream(question, k or self.settings.top_k, history)
+        ids = [d.source for d in self.ingestor.documents()]
+        chosen: set[str] = set()
+        for pattern in patterns:
+            found = {s for s in ids if s.startswith(pattern)}
+            if not found:
+                raise NotFoundError(f"no document {pattern!r} in the index (ids and id prefixes as "
+                                    "'rag list' shows them)")
+            chosen |= found
+        return frozenset(chosen)
 
-    def search(self, query: str, k: int | None = None) -> SearchResult:
+    def ask(self, question: str, k: int | None = None, history: "Sequence[Turn]" = (),
+            sources: Sequence[str] | None = None) -> "Answer":
+        return self.pipeline.ask(question, k or self.settings.top_k, history, self.resolve_sources(sources))
+
+    def ask_stream(self, question: str, k: int | None = None, history: "Sequence[Turn]" = (),
+                   sources: Sequence[str] | None = None) -> "Iterator[StreamEvent]":
+        return self.pipeline.stream(question, k or self.settings.top_k, history, self.resolve_sources(sources))
+
+    def search(self, query: str, k: int | None = None, sources: Sequence[str] | None = None) -> SearchResult:
         from rag.errors import EmptyQuestionError
 
         if not query.strip():
             raise EmptyQuestionError("the query is empty")
-        return self.retriever.search(query.strip(), k or self.settings.top_k)
+        return self.retriever.search(query.strip(), k or self.settings.top_k,
+                                     sources=self.resolve_sources(sources))

@@ -94,13 +94,20 @@ def build_records(doc: Document, target_chars: int) -> tuple[list[Record], list[
         cid = f"{chunk.id}-{h[:12]}"
         chunks.append(Record(cid, chunk.text, {"source": doc.source, "start": chunk.start,
                                                "end": chunk.end, "doc_hash": h, "index": chunk.index,
-                                               **_where(chunk.section, chunk.page)}))
+                                               "title": doc.display_title, **_where(chunk.section, chunk.page)}))
         for j, sent in enumerate(chunk.sentences):
             sentences.append(Record(f"{cid}:{j}", sent.text,
                                     {"source": doc.source, "start": sent.start, "end": sent.end,
                                      "doc_hash": h, "chunk_id": cid, "index": j, "kind": sent.kind,
-                                     **_where(sent.section, sent.page)}))
+                                     "title": doc.display_title, **_where(sent.section, sent.page)}))
     return chunks, sentences
+
+
+@dataclass(frozen=True, order=True)
+class DocumentInfo:
+    source: str
+    chunks: int
+    title: str  # the document's title, else its file name
 
 
 @dataclass
@@ -111,6 +118,7 @@ class _Pending:
     doc_hash: str
     chunks: list[Record]
     sentences: list[Record]
+    title: str = ""
 
     @property
     def size(self) -> int:
@@ -221,7 +229,7 @@ class Ingestor:
                 continue
             stored = self.store.stored_ids(doc.source, h) if state is not None and h in state.versions else set()
             pending.append(_Pending(doc.source, h, [r for r in chunks if r.id not in stored],
-                                    [r for r in sentences if r.id not in stored]))
+                                    [r for r in sentences if r.id not in stored], doc.display_title))
             if state is not None and state.chunks:
                 report.updated += 1
             else:
@@ -236,6 +244,7 @@ class Ingestor:
         chunks: list[Record] = []
         sentences: list[Record] = []
         completed: dict[str, str] = {}
+        titles = {p.source: p.title for p in pending}
         if progress and total:
             progress(0, total)
         for p in pending:
@@ -245,13 +254,13 @@ class Ingestor:
                 if pos == len(queue):
                     completed[p.source] = p.doc_hash
                 if len(chunks) + len(sentences) >= self.batch_records:
-                    done = self._flush(chunks, sentences, completed, done, total, progress)
+                    done = self._flush(chunks, sentences, completed, titles, done, total, progress)
             if not queue:
                 completed[p.source] = p.doc_hash
-        self._flush(chunks, sentences, completed, done, total, progress)
+        self._flush(chunks, sentences, completed, titles, done, total, progress)
 
-    def _flush(self, chunks: list[Record], sentences: list[Record], completed: dict[str, str], done: int,
-               total: int, progress: Progress | None) -> int:
+    def _flush(self, chunks: list[Record], sentences: list[Record], completed: dict[str, str],
+               titles: dict[str, str], done: int, total: int, progress: Progress | None) -> int:
         """Store one batch, then publish the documents it completes; empties the lists."""
         if chunks or sentences:
             chunk_vecs, sent_vecs = self._embed(chunks, sentences, done, total, progress)
@@ -261,7 +270,7 @@ class Ingestor:
             if progress:
                 progress(done, total)
         if completed:
-            self.store.publish(completed)
+            self.store.publish(completed, {s: titles.get(s, "") for s in completed})
             self.store.delete_other_versions(completed)
             self.on_change()
         chunks.clear()
@@ -308,7 +317,12 @@ class Ingestor:
         self.store.unpublish(sources)
 
     def list_sources(self) -> list[tuple[str, int]]:
-        return sorted((s, st.chunks) for s, st in self.store.source_state().items() if st.chunks)
+        return [(d.source, d.chunks) for d in self.documents()]
+
+    def documents(self) -> list[DocumentInfo]:
+        """The searchable documents, by source id."""
+        return sorted(DocumentInfo(s, st.chunks, st.title or s.rsplit("/", 1)[-1])
+                      for s, st in self.store.source_state().items() if st.chunks)
 
 
 def _legacy_version(state: SourceState | None) -> str:

@@ -45,13 +45,16 @@ class LexicalIndex:
         """Smoothed inverse document frequency; unseen tokens get the maximum."""
         return math.log(1.0 + (self.n_docs + 1) / (self.df.get(token, 0) + 0.5))
 
-    def search(self, query: str, n: int) -> list[tuple[Record, float]]:
+    def search(self, query: str, n: int, sources: frozenset[str] | None = None) -> list[tuple[Record, float]]:
+        """The ``n`` best chunks by BM25 (only of ``sources``, when given)."""
         if self._bm25 is None:
             return []
         q = [t for t in tokens(query) if t in self._vocab]
         if not q:
             return []
         scores = self._bm25.get_scores(q)
+        if sources is not None:
+            scores = np.where([r.source in sources for r in self.records], scores, 0.0)
         k = min(n, len(self.records))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top])]

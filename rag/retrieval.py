@@ -61,16 +61,17 @@ class HybridRetriever:
         self.embedder = embedder
         self.lexical = lexical or LexicalCache()
 
-    def search(self, query: str, k: int = 5, candidates: int | None = None, per_ranker: int = 0) -> SearchResult:
+    def search(self, query: str, k: int = 5, candidates: int | None = None, per_ranker: int = 0,
+               sources: frozenset[str] | None = None) -> SearchResult:
         """Fused top-``k``; with ``per_ranker`` > 0 also each ranker's own top
         ``per_ranker`` (in ``extra``), so that a strong lexical-only or dense-only
-        match is not lost to fusion."""
+        match is not lost to fusion. ``sources``: only chunks of these documents."""
         t0 = time.perf_counter()
         n = candidates or max(4 * k, 20)
         vector = self.embedder.embed([query])[0]
-        dense = self.store.query_chunks(vector, n)
+        dense = self.store.query_chunks(vector, n, sources)
         lexical = self.lexical.get(self.store)
-        sparse = lexical.search(query, n)
+        sparse = lexical.search(query, n, sources)
         records: dict[str, Record] = {r.id: r for r, _ in dense}
         records.update({r.id: r for r, _ in sparse})
         dense_score = {r.id: s for r, s in dense}
@@ -87,12 +88,13 @@ class HybridRetriever:
         return SearchResult(query, [hit(i) for i in order], vector, lexical,
                             (time.perf_counter() - t0) * 1000, extra)
 
-    def retrieve(self, query: str, k: int = 5, per_ranker: int = 2, statement: str | None = None) -> SearchResult:
+    def retrieve(self, query: str, k: int = 5, per_ranker: int = 2, statement: str | None = None,
+                 sources: frozenset[str] | None = None) -> SearchResult:
         """``search`` plus the evidence units (sentences) of every chunk found and
         their vectors, in one trip: evidence selection needs nothing else. A
         ``statement`` (the question put as a statement) is embedded too."""
         t0 = time.perf_counter()
-        result = self.search(query, k, per_ranker=per_ranker)
+        result = self.search(query, k, per_ranker=per_ranker, sources=sources)
         result.statement_vector = (self.embedder.embed([statement])[0] if statement and statement != query
                                    else result.query_vector)
         ids = [h.chunk_id for h in result.hits + result.extra]

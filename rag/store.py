@@ -72,6 +72,11 @@ class Record:
         return int(page) if page is not None else None
 
     @property
+    def title(self) -> str:
+        """The document's title (records made before titles: its file name)."""
+        return str(self.metadata.get("title") or self.source.rsplit("/", 1)[-1])
+
+    @property
     def indexed_text(self) -> str:
         """What retrieval embeds and indexes: the text under its section path, so
         a passage deep in a section is still found by the section's words."""
@@ -87,6 +92,7 @@ class SourceState:
 
     live: str | None
     versions: dict[str, tuple[int, int]]
+    title: str = ""  # the visible version's document title ("" if not recorded)
 
     @property
     def visible(self) -> tuple[int, int]:
@@ -141,14 +147,16 @@ class VectorStore(Protocol):
     def stored_ids(self, source: str, doc_hash: str) -> set[str]: ...
     def add(self, chunks: Sequence[Record], chunk_vectors: np.ndarray,
             sentences: Sequence[Record], sentence_vectors: np.ndarray) -> None: ...
-    def publish(self, versions: dict[str, str]) -> None: ...
+    def publish(self, versions: dict[str, str], titles: dict[str, str] | None = None) -> None: ...
     def unpublish(self, sources: Iterable[str]) -> None: ...
     def delete_other_versions(self, versions: dict[str, str]) -> None: ...
     def delete_sources(self, sources: Iterable[str]) -> None: ...
     def delete_ids(self, chunk_ids: Sequence[str], sentence_ids: Sequence[str]) -> None: ...
     def snapshot(self, sources: Iterable[str]) -> Snapshot: ...
-    def query_chunks(self, vector: np.ndarray, n: int) -> list[tuple[Record, float]]: ...
+    def query_chunks(self, vector: np.ndarray, n: int,
+                     sources: frozenset[str] | None = None) -> list[tuple[Record, float]]: ...
     def all_chunks(self) -> list[Record]: ...
+    def chunk(self, chunk_id: str) -> Record | None: ...
     def sentences_of(self, chunk_ids: Sequence[str]) -> tuple[list[Record], np.ndarray]: ...
     def writer_lock(self) -> AbstractContextManager[None]: ...
 
@@ -256,21 +264,27 @@ class ChromaStore:
     @_remote
     def live(self) -> dict[str, str]:
         """Each managed source's visible version (its document hash; "" for none)."""
+        return {s: h for s, (h, _) in self._live_records().items()}
+
+    def _live_records(self) -> dict[str, tuple[str, str]]:
+        """source -> (visible document hash, title) from the live records."""
         res = self._meta.get(where={"kind": LIVE}, include=["metadatas"])
-        return {str(m["source"]): str(m["doc_hash"]) for m in res["metadatas"] if m}
+        return {str(m["source"]): (str(m["doc_hash"]), str(m.get("title") or "")) for m in res["metadatas"] if m}
 
     @_remote
     def source_state(self) -> dict[str, SourceState]:
         """Every source found in either collection or the live records (orphans of
         an interrupted write included)."""
-        live = self.live()
+        live = self._live_records()
         counts: dict[str, dict[str, list[int]]] = {}
         for slot, coll in enumerate((self._chunks, self._sentences)):
             for page in self._pages(coll, ["metadatas"]):
                 for meta in page["metadatas"]:
                     per = counts.setdefault(str(meta["source"]), {})
                     per.setdefault(str(meta["doc_hash"]), [0, 0])[slot] += 1
-        return {s: SourceState(live.get(s), {h: (c[0], c[1]) for h, c in counts.get(s, {}).items()})
+        return {s: SourceState(live[s][0] if s in live else None,
+                               {h: (c[0], c[1]) for h, c in counts.get(s, {}).items()},
+                               live[s][1] if s in live else "")
                 for s in set(counts) | set(live)}
 
     @_remote
@@ -301,13 +315,20 @@ class ChromaStore:
                 for i, d, m in zip(res["ids"], res["documents"], res["metadatas"]) if visible(m or {}, live)]
 
     @_remote
-    def query_chunks(self, vector: np.ndarray, n: int) -> list[tuple[Record, float]]:
-        """The ``n`` visible chunks nearest to ``vector``, with their cosine similarity."""
+    def query_chunks(self, vector: np.ndarray, n: int,
+                     sources: frozenset[str] | None = None) -> list[tuple[Record, float]]:
+        """The ``n`` visible chunks nearest to ``vector`` (only of ``sources``, when
+        given), with their cosine similarity."""
         self._fresh()
         live = self.live()
-        # Chroma returns fewer than n (none for an empty collection) without an error
+        where = visible_where(live)
+        if sources is not None:
+            only: dict[str, Any] = {"source": {"$in": sorted(sources)}}
+            where = {"$and": [where, only]} if where else only
+
         def query() -> dict[str, Any]:
-            return self._chunks.query(query_embeddings=[vector.tolist()], n_results=n, where=visible_where(live),
+            # Chroma returns fewer than n (none for an empty collection) without an error
+            return self._chunks.query(query_embeddings=[vector.tolist()], n_results=n, where=where,
                                       include=["documents", "metadatas", "distances"])
 
         try:
@@ -321,6 +342,14 @@ class ChromaStore:
         return [(Record(i, d or "", dict(m or {})), 1.0 - float(dist)) for i, d, m, dist in
                 zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])
                 if visible(m or {}, live)]
+
+    @_remote
+    def chunk(self, chunk_id: str) -> Record | None:
+        """One visible chunk by id (None if there is none)."""
+        res = self._chunks.get(ids=[chunk_id], include=["documents", "metadatas"])
+        if not res["ids"] or not visible(res["metadatas"][0] or {}, self.live()):
+            return None
+        return Record(res["ids"][0], res["documents"][0] or "", dict(res["metadatas"][0] or {}))
 
     @_remote
     def sentences_of(self, chunk_ids: Sequence[str]) -> tuple[list[Record], np.ndarray]:
@@ -386,16 +415,19 @@ class ChromaStore:
             self._add(self._chunks, chunks, chunk_vectors)
 
     @_remote
-    def publish(self, versions: dict[str, str]) -> None:
-        """Make these versions (source -> document hash; "" for none) the visible ones, in one write."""
+    def publish(self, versions: dict[str, str], titles: dict[str, str] | None = None) -> None:
+        """Make these versions (source -> document hash; "" for none) the visible
+        ones, in one write, with their documents' titles."""
         if not versions:
             return
         items = sorted(versions.items())
+        titles = titles or {}
         with self._writing():
             for i in range(0, len(items), self._batch):
                 part = items[i:i + self._batch]
                 self._meta.upsert(ids=[f"{LIVE}:{s}" for s, _ in part], documents=[h for _, h in part],
-                                  metadatas=[{"kind": LIVE, "source": s, "doc_hash": h} for s, h in part],
+                                  metadatas=[{"kind": LIVE, "source": s, "doc_hash": h, "title": titles.get(s, "")}
+                                             for s, h in part],
                                   embeddings=[[1.0]] * len(part))
 
     @_remote

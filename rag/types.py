@@ -17,6 +17,7 @@ class Citation:
     score: float
     section: str = ""  # heading path of the passage ("" where the format has no headings)
     page: int | None = None  # 1-based page of the passage's start (PDF), else None
+    title: str = ""  # the document's title (HTML title, PDF metadata, first heading, else the file name)
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -19,6 +19,9 @@ class AskRequest(BaseModel):
     question: str = Field(..., description="The question (at most RAG_MAX_QUESTION_BYTES bytes).")
     top_k: int | None = Field(None, ge=1, le=50, description="Chunks to retrieve (default RAG_TOP_K).")
     stream: bool = Field(False, description="Answer as Server-Sent Events: token..., citations, done (or error).")
+    sources: list[Annotated[str, Field(min_length=1, max_length=512)]] | None = Field(
+        None, max_length=100, description="Answer only from these documents: ids or id prefixes as "
+                                          "GET /v1/documents lists them (404 for one that matches none).")
 
 
 class CitationOut(BaseModel):
@@ -36,6 +39,8 @@ class CitationOut(BaseModel):
                                           "has no headings, such as plain text.")
     page: int | None = Field(..., description="1-based page on which the passage starts (PDF); "
                                               "null for formats without pages.")
+    title: str = Field(..., description="The document's title: its HTML title or PDF metadata title, else its "
+                                        "first heading, else its file name.")
 
 
 class AnswerOut(BaseModel):
@@ -81,8 +86,24 @@ class DocumentIn(BaseModel):
 
 
 class DocumentOut(BaseModel):
-    source: str
+    source: str = Field(..., description="The document's id, as 'rag list' shows it.")
     chunks: int
+    title: str = Field(..., description="The document's title (HTML title, PDF metadata, first heading, "
+                                        "else the file name).")
+
+
+class ChunkOut(BaseModel):
+    """One indexed chunk: the context of the citations that point at it."""
+
+    chunk_id: str
+    source: str
+    title: str
+    section: str
+    page: int | None
+    start: int = Field(..., description="Offset of the chunk in the document's extracted text (citations' "
+                                        "offsets are in the same text).")
+    end: int
+    text: str
 
 
 class DocumentList(BaseModel):

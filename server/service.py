@@ -47,11 +47,12 @@ class Service:
             raise EmptyQuestionError(f"the {what} is empty")
         return reject_control_chars(question, what)
 
-    async def answer_events(self, question: str, top_k: int | None,
-                            history: Sequence[Turn] = ()) -> AsyncIterator[StreamEvent]:
-        """The pipeline's events, produced in a worker thread behind the gate."""
+    async def answer_events(self, question: str, top_k: int | None, history: Sequence[Turn] = (),
+                            sources: Sequence[str] | None = None) -> AsyncIterator[StreamEvent]:
+        """The pipeline's events, produced in a worker thread behind the gate
+        (``sources``: answer only from these document ids or id prefixes)."""
         deadline = time.monotonic() + self.settings.request_timeout
-        events = self.gate.stream(lambda: self.rag.ask_stream(question, top_k, history), deadline)
+        events = self.gate.stream(lambda: self.rag.ask_stream(question, top_k, history, sources), deadline)
         try:
             async for event in events:
                 if isinstance(event, AnswerEvent):
@@ -62,20 +63,21 @@ class Service:
         finally:
             await events.aclose()
 
-    async def start_stream(self, question: str, top_k: int | None,
-                           history: Sequence[Turn] = ()) -> tuple[StreamEvent, AsyncIterator[StreamEvent]]:
+    async def start_stream(self, question: str, top_k: int | None, history: Sequence[Turn] = (),
+                           sources: Sequence[str] | None = None) -> tuple[StreamEvent, AsyncIterator[StreamEvent]]:
         """The first event and the rest: errors before the first event (busy, empty
         index, ...) raise here, so they become plain JSON errors, not a stream."""
-        events = self.answer_events(question, top_k, history)
+        events = self.answer_events(question, top_k, history, sources)
         try:
             return await anext(events), events
         except BaseException:
             await events.aclose()
             raise
 
-    async def answer(self, question: str, top_k: int | None, history: Sequence[Turn] = ()) -> AnswerEvent:
+    async def answer(self, question: str, top_k: int | None, history: Sequence[Turn] = (),
+                     sources: Sequence[str] | None = None) -> AnswerEvent:
         final: AnswerEvent | None = None
-        async for event in self.answer_events(question, top_k, history):
+        async for event in self.answer_events(question, top_k, history, sources):
             if isinstance(event, AnswerEvent):
                 final = event
         assert final is not None, "the pipeline always ends with an AnswerEvent"

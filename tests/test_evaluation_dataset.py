@@ -152,3 +152,22 @@ def test_the_shipped_pdf_questions_have_pages() -> None:
     items = load_dataset(DEV.parent / "corpora" / "latex-usrguide.jsonl")
     assert all(i.pages for i in items if i.answerable)
     assert not any(i.pages for i in items if not i.answerable)
+
+
+def test_a_conversation_gives_turns_instead_of_a_question() -> None:
+    line = json.dumps({"id": "c1", "turns": ["Who runs the ferry?", "When does it leave?"],
+                       "answers": [["seven"]], "supporting": ["a.txt"], "answerable": True})
+    [item] = parse_dataset([line])
+    assert (item.question, item.history) == ("When does it leave?", ("Who runs the ferry?",))
+    assert item.to_dict()["turns"] == ["Who runs the ferry?", "When does it leave?"]
+    both = json.dumps({"id": "c2", "question": "q?", "turns": ["q?"], "answers": [], "supporting": [],
+                       "answerable": False})
+    with pytest.raises(DatasetError, match="either 'question' or 'turns'"):
+        parse_dataset([both])
+    with pytest.raises(DatasetError, match="'turns' must be"):
+        parse_dataset([json.dumps({"id": "c3", "turns": [], "answers": [], "supporting": [], "answerable": False})])
+
+
+def test_the_shipped_conversations_are_valid() -> None:
+    items = load_dataset(Path(__file__).resolve().parent.parent / "eval" / "conversations.jsonl")
+    assert len(items) >= 8 and all(item.history for item in items)

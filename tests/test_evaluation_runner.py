@@ -187,6 +187,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.calls.append(("ask", body, self.headers.get("Authorization")))
         if self.server.fail:
             self._send(self.server.fail[0], {"error": {"kind": "x", "message": self.server.fail[1]}})
+        elif self.path == "/v1/chat/completions":
+            last = body["messages"][-1]["content"]
+            answer = oracle_ask(last, 5)
+            self._send(200, {"id": "c1", "object": "chat.completion", "model": "tiny.gguf",
+                             "choices": [{"index": 0, "finish_reason": "stop",
+                                          "message": {"role": "assistant", "content": answer["answer"]}}],
+                             "citations": answer["citations"], "abstained": answer["abstained"],
+                             "timings": answer["timings"], "standalone_question": f"{last} (resolved)"})
         elif self.path != "/v1/ask":
             self._send(404, {"detail": "Not Found"})
         else:
@@ -308,3 +316,33 @@ def test_load_nli_judge_with_a_tiny_local_cross_encoder(tmp_path: Path) -> None:
     judge = load_nli_judge(str(tmp_path))
     assert judge.entailment == 1
     assert isinstance(judge("five eyes", "llama"), bool)
+
+
+CONVERSATION = EvalItem("c1", "And who gets Llama?", (("Five Eyes",),), ("a.txt",), True,
+                        history=("Which models did Meta open?", "Who uses them?"))
+
+
+def test_a_conversation_asks_its_earlier_turns_first_with_their_history() -> None:
+    calls: list[tuple[str, tuple[str, ...]]] = []
+
+    def ask(question: str, k: int, history: tuple[tuple[str, Mapping[str, Any]], ...] = ()) -> dict[str, Any]:
+        calls.append((question, tuple(q for q, _ in history)))
+        assert all(a["question"] == q for q, a in history)  # each earlier answer is kept with its question
+        return oracle_ask(question, k)
+
+    [run] = run_questions([CONVERSATION], ask, k=3)
+    assert calls == [("Which models did Meta open?", ()), ("Who uses them?", ("Which models did Meta open?",)),
+                     ("And who gets Llama?", ("Which models did Meta open?", "Who uses them?"))]
+    assert run.answer.question == "And who gets Llama?" and score_runs([run], 3)[0].strict
+
+
+def test_http_backend_asks_a_conversation_through_chat_completions(server: FakeServer) -> None:
+    with HttpBackend(server.url) as backend:
+        [run] = run_questions([CONVERSATION], backend.ask, k=2)
+    kinds = [(c[0], "messages" in c[1]) for c in server.calls]
+    assert kinds == [("ask", False), ("ask", True), ("ask", True)]  # /v1/ask, then two chat completions
+    messages = server.calls[-1][1]["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant", "user"]
+    assert [m["content"] for m in messages[::2]] == ["Which models did Meta open?", "Who uses them?",
+                                                     "And who gets Llama?"]
+    assert run.answer.answer == "The Five Eyes [1]." and score_runs([run], 2)[0].strict

@@ -7,8 +7,12 @@ Each line is an object with exactly these fields::
 
 ``answers`` is a list of gold *facts*; each fact is a list of aliases, any one of
 which counts. An answerable question over a PDF may also name the 1-based pages
-that hold its facts, ``"pages": [2, 3]``; it is optional. The whole file is checked before anything runs, and every problem
-is reported with its line number in one ``DatasetError``.
+that hold its facts, ``"pages": [2, 3]``; it is optional. A conversation gives
+``"turns": ["first question", ..., "last question"]`` instead of ``"question"``: the
+earlier turns are asked first (each answer kept as history, as ``rag chat`` does)
+and the last one is scored like any question. The whole file is checked before
+anything runs, and every problem is reported with its line number in one
+``DatasetError``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ FIELDS: dict[str, str] = {
 }
 OPTIONAL: dict[str, str] = {
     "pages": "a non-empty list of positive integers (1-based pages)",
+    "turns": "a non-empty list of non-empty strings (a conversation; replaces 'question')",
 }
 
 
@@ -44,12 +49,15 @@ class EvalItem:
     supporting: tuple[str, ...]
     answerable: bool
     pages: tuple[int, ...] = ()
+    history: tuple[str, ...] = ()  # a conversation's earlier turns, asked first (oldest first)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id, "question": self.question, "answers": [list(f) for f in self.answers],
                              "supporting": list(self.supporting), "answerable": self.answerable}
         if self.pages:
             d["pages"] = list(self.pages)
+        if self.history:
+            d["turns"] = [*self.history, self.question]
         return d
 
 
@@ -82,6 +90,9 @@ def _check_types(obj: dict[str, Any]) -> list[str]:
         problems.append(f"'answerable' must be {FIELDS['answerable']}")
     if "pages" in obj and not _positive_ints(obj["pages"]):
         problems.append(f"'pages' must be {OPTIONAL['pages']}")
+    if "turns" in obj and not (isinstance(obj["turns"], list) and obj["turns"]
+                               and all(_nonempty_str(t) for t in obj["turns"])):
+        problems.append(f"'turns' must be {OPTIONAL['turns']}")
     return problems
 
 
@@ -109,6 +120,10 @@ def _check_line(text: str) -> tuple[dict[str, Any] | None, list[str]]:
         return None, [f"invalid JSON ({exc.msg} at column {exc.colno})"]
     if not isinstance(obj, dict):
         return None, [f"expected a JSON object, got {type(obj).__name__}"]
+    if "turns" in obj and "question" not in obj:  # a conversation: its last turn is the question
+        obj = {**obj, "question": obj["turns"][-1] if isinstance(obj["turns"], list) and obj["turns"] else ""}
+    elif "turns" in obj:
+        return obj, ["give either 'question' or 'turns', not both"]
     problems = [f"missing field '{f}'" for f in FIELDS if f not in obj]
     problems += [f"unknown field '{f}'" for f in obj if f not in FIELDS and f not in OPTIONAL]
     problems += _check_types(obj)
@@ -138,7 +153,7 @@ def parse_dataset(lines: Iterable[str], name: str = "dataset") -> list[EvalItem]
         items.append(EvalItem(id=ident, question=obj["question"],
                               answers=tuple(tuple(fact) for fact in obj["answers"]),
                               supporting=tuple(obj["supporting"]), answerable=obj["answerable"],
-                              pages=tuple(obj.get("pages", ()))))
+                              pages=tuple(obj.get("pages", ())), history=tuple(obj.get("turns", ())[:-1])))
     if problems:
         listing = "\n  ".join(problems)
         raise DatasetError(f"{name}: {len(problems)} problem(s):\n  {listing}")

@@ -1,9 +1,12 @@
 """Running the dataset's questions: through two plain callables (in-process) or a
-running server (``POST /v1/ask``, ``GET /v1/search``), plus the optional NLI judge.
+running server (``POST /v1/ask``, ``GET /v1/search``; conversations through
+``POST /v1/chat/completions``), plus the optional NLI judge.
 
 The harness never touches engine internals: ``ask(question, k)`` returns the
 answer object (``Answer.to_dict()``), ``search(question, k)`` the search object
-(``{"query", "results": [{"source", "text", ...}]}``).
+(``{"query", "results": [{"source", "text", ...}]}``). For a conversation the
+earlier turns are asked first and ``ask(question, k, history)`` gets them with
+their answers: ``history`` is ``[(question, answer object), ...]``, oldest first.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -22,9 +25,13 @@ from rag.evaluation.dataset import EvalItem
 from rag.evaluation.scorer import Passage, QuestionScore, score_question, strip_markers
 from rag.types import Answer, Citation, Timings
 
+if TYPE_CHECKING:
+    from rag.followup import Turn
+
 log = logging.getLogger(__name__)
 
-AskFn = Callable[[str, int], Mapping[str, Any]]
+AskFn = Callable[..., Mapping[str, Any]]  # (question, k[, history])
+History = Sequence[tuple[str, Mapping[str, Any]]]
 SearchFn = Callable[[str, int], Mapping[str, Any]]
 ProgressFn = Callable[[int, int], None]
 NliJudge = Callable[[str, str], bool]
@@ -99,12 +106,30 @@ def run_questions(items: Sequence[EvalItem], ask: AskFn, search: SearchFn | None
         progress(0, len(items))
     for done, item in enumerate(items, 1):
         log.debug("asking %s: %s", item.id, item.question)
-        answer = answer_from_dict(ask(item.question, k))
+        answer = answer_from_dict(ask_in_turn(ask, item, k))
         retrieved = passages_from_search(search(item.question, k))[:k] if search else None
         runs.append(QuestionRun(item=item, answer=answer, retrieved=retrieved))
         if progress:
             progress(done, len(items))
     return runs
+
+
+def ask_in_turn(ask: AskFn, item: EvalItem, k: int) -> Mapping[str, Any]:
+    """The answer to ``item``: a conversation's earlier turns are asked first, each
+    with the turns before it, and their answers kept as history."""
+    if not item.history:
+        return ask(item.question, k)
+    history: list[tuple[str, Mapping[str, Any]]] = []
+    for turn in item.history:
+        history.append((turn, ask(turn, k, tuple(history))))
+    return ask(item.question, k, tuple(history))
+
+
+def chat_turns(history: History) -> list["Turn"]:
+    """``history`` as the answer pipeline's turns (what ``rag chat`` keeps)."""
+    from rag.followup import Turn
+
+    return [Turn(q, str(a.get("answer", "")), str(a.get("standalone_question") or "")) for q, a in history]
 
 
 class HttpBackend:
@@ -148,8 +173,21 @@ class HttpBackend:
             raise BackendError(f"{method} {where} returned {type(body).__name__}, not an object")
         return body
 
-    def ask(self, question: str, k: int) -> dict[str, Any]:
-        return self._call("POST", "/v1/ask", json={"question": question, "top_k": k})
+    def ask(self, question: str, k: int, history: History = ()) -> dict[str, Any]:
+        if not history:
+            return self._call("POST", "/v1/ask", json={"question": question, "top_k": k})
+        messages: list[dict[str, str]] = []
+        for q, a in history:
+            messages += [{"role": "user", "content": q}, {"role": "assistant", "content": str(a.get("answer", ""))}]
+        messages.append({"role": "user", "content": question})
+        body = self._call("POST", "/v1/chat/completions", json={"model": "rag", "messages": messages})
+        try:
+            content = body["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise BackendError("POST /v1/chat/completions returned no choices[0].message.content") from None
+        return {"question": question, "answer": content, "abstained": body.get("abstained", False),
+                "citations": body.get("citations", []), "timings": body.get("timings", {}),
+                "model": body.get("model", ""), "standalone_question": body.get("standalone_question", "")}
 
     def search(self, question: str, k: int) -> dict[str, Any]:
         return self._call("GET", "/v1/search", params={"q": question, "k": k})

@@ -24,6 +24,7 @@ inline so that custom elements never split a sentence.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import lxml.html
@@ -277,6 +278,6 @@ def parse_html(html: str, source: str) -> Document:
     has_h1 = next(content.iter("h1"), None) is not None
     builder = _Builder("" if has_h1 else title)
     _visit(builder, content, 0)
-    doc = builder.document(source)
+    doc = dataclasses.replace(builder.document(source), title=title)
     log.debug("%s: %d chars, %d blocks", source, len(doc.text), len(doc.blocks))
     return doc

@@ -40,6 +40,7 @@ PDFium is not thread-safe: parsing holds a module lock.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import logging
 import math
 import re
@@ -379,7 +380,22 @@ def _assemble(paras: list[_Para], n_pages: int, spacing: float, source: str) -> 
     return Document(source, "\n\n".join(parts), tuple(blocks), tuple(page_starts))
 
 
-def _read_pages(data: bytes, source: str) -> tuple[list[list[_Line]], list[float]]:
+# titles that tools write by default, not the author: "untitled", a file name
+_PLACEHOLDER_TITLE = re.compile(r"^(?:untitled.*|.*\.(?:docx?|odt|rtf|tex|dvi|ps|pdf|txt|indd|pages|key|pptx?))$",
+                                re.I)
+
+
+def _metadata_title(pdf: "pdfium.PdfDocument") -> str:
+    """The Title of the PDF's document information ("" if none, a tool's
+    placeholder, or unreadable)."""
+    try:
+        title = " ".join(str(pdf.get_metadata_dict(skip_empty=True).get("Title", "")).split())
+    except Exception:  # noqa: BLE001 - a damaged info dictionary only costs the title
+        return ""
+    return "" if _PLACEHOLDER_TITLE.match(title) else title
+
+
+def _read_pages(data: bytes, source: str) -> tuple[list[list[_Line]], list[float], str]:
     with _LOCK:
         try:
             pdf = pdfium.PdfDocument(data)
@@ -395,7 +411,7 @@ def _read_pages(data: bytes, source: str) -> tuple[list[list[_Line]], list[float
                 pages.append(_page_lines(page, cache))
                 heights.append(page.get_height())
                 page.close()  # (closing the document closes any left open)
-            return pages, heights
+            return pages, heights, _metadata_title(pdf)
         except pdfium.PdfiumError as exc:
             raise IngestError(f"cannot read {source}: {' '.join(str(exc).split())}") from None
         finally:
@@ -405,9 +421,9 @@ def _read_pages(data: bytes, source: str) -> tuple[list[list[_Line]], list[float
 def parse_pdf(data: bytes, source: str) -> Document:
     """Parse PDF bytes into a ``Document`` with typed blocks and page offsets;
     IngestError for an unreadable, encrypted or corrupt file."""
-    pages, heights = _read_pages(data, source)
+    pages, heights, title = _read_pages(data, source)
     _drop_margins(pages, heights)
     paras, lefts, spacing = _paragraphs(pages)
-    doc = _assemble(_merge_pages(paras, lefts), len(pages), spacing, source)
+    doc = dataclasses.replace(_assemble(_merge_pages(paras, lefts), len(pages), spacing, source), title=title)
     log.debug("parsed %s: %d pages, %d blocks, %d characters", source, len(pages), len(doc.blocks), len(doc.text))
     return doc

@@ -50,8 +50,8 @@ async def ask(body: AskRequest, request: Request) -> object:
     svc = service(request)
     question = svc.check_question(body.question)
     if not body.stream:
-        final = await svc.answer(question, body.top_k)
+        final = await svc.answer(question, body.top_k, sources=body.sources)
         return final.answer.to_dict()
-    first, events = await svc.start_stream(question, body.top_k)
+    first, events = await svc.start_stream(question, body.top_k, sources=body.sources)
     return StreamingResponse(_events(first, events), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from rag.errors import InputError, InvalidSourceError, UnsupportedFormatError
+from rag.errors import InputError, InvalidSourceError, NotFoundError, UnsupportedFormatError
 from rag.ingest import validate_source
 from rag.document import Document
 from rag.loaders import (
@@ -30,7 +30,7 @@ from rag.loaders import (
 )
 from server.errors import UnsupportedMediaTypeError
 from server.routes._deps import ERROR_RESPONSES, JSON_ERROR_RESPONSES, is_json, media_type, service
-from server.schemas import DeleteOut, DocumentIn, DocumentList, ErrorOut, IngestOut
+from server.schemas import ChunkOut, DeleteOut, DocumentIn, DocumentList, ErrorOut, IngestOut
 
 router = APIRouter(tags=["documents"])
 
@@ -154,8 +154,20 @@ async def add_document(request: Request) -> object:
 @router.get("/v1/documents", response_model=DocumentList, responses=ERROR_RESPONSES)
 async def list_documents(request: Request) -> object:
     """Indexed sources with their chunk counts."""
-    rows = await run_in_threadpool(service(request).rag.ingestor.list_sources)
-    return {"documents": [{"source": s, "chunks": n} for s, n in rows]}
+    docs = await run_in_threadpool(service(request).rag.ingestor.documents)
+    return {"documents": [{"source": d.source, "chunks": d.chunks, "title": d.title} for d in docs]}
+
+
+@router.get("/v1/chunks/{chunk_id}", response_model=ChunkOut,
+            responses={**ERROR_RESPONSES, 404: {"model": ErrorOut, "description": "No such chunk"}})
+async def get_chunk(chunk_id: Annotated[str, PathParam(max_length=128, description=(
+                        "A citation's chunk_id."))], request: Request) -> object:
+    """The whole chunk a citation comes from, to show the passage in its context."""
+    record = await run_in_threadpool(service(request).rag.store.chunk, chunk_id)
+    if record is None:
+        raise NotFoundError(f"no chunk {chunk_id!r} in the index")
+    return {"chunk_id": record.id, "source": record.source, "title": record.title, "section": record.section,
+            "page": record.page, "start": record.start, "end": record.end, "text": record.text}
 
 
 @router.delete("/v1/documents/{source:path}", response_model=DeleteOut,
