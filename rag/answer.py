@@ -114,8 +114,8 @@ class AnswerPipeline:
     def stream(self, question: str, k: int = 5, history: Sequence[Turn] = (),
                sources: frozenset[str] | None = None) -> Iterator[StreamEvent]:
         t0 = time.perf_counter()
-        q, selection, retrieval_ms = self.decide(question, k, history, sources)
-        asked = prepare_question(question, self.max_question_chars)
+        asked = prepare_question(question, self.max_question_chars)  # (warns once if truncated)
+        q, selection, retrieval_ms = self.decide(asked, k, history, sources)
         timings = Timings(retrieval_ms=retrieval_ms)
         first: list[float] = []
 

@@ -105,7 +105,7 @@ def test_ask_json_citations_say_where_the_passage_is(run: Any, docs: Path, tmp_p
     obj = json.loads(out)
     assert obj["abstained"] is False and obj["citations"]
     for c in obj["citations"]:
-        assert set(c) == {"marker", "source", "chunk_id", "start", "end", "text", "score", "section", "page"}
+        assert set(c) == {"marker", "source", "chunk_id", "start", "end", "text", "score", "section", "page", "title"}
         assert (c["source"], c["section"], c["page"]) == ("docs/a.txt", "", None)  # plain text: no headings, no pages
     assert '"section": "", "page": null' in out
 
