@@ -1,6 +1,8 @@
 """``rag chat``: an interactive session in the terminal. Streams each answer as it
-is produced, keeps the conversation so follow-ups work, shows sources after each
-answer. Commands: /sources, /reset, /quit (or Ctrl-D)."""
+is produced (``rag.render``: a draft the pipeline withdraws is erased), keeps the
+conversation so follow-ups work, says how a follow-up was searched when it was made
+standalone ("(searched as: …)"), shows sources after each answer. Commands:
+/sources, /reset, /quit (or Ctrl-D)."""
 
 from __future__ import annotations
 
@@ -58,7 +60,7 @@ class ChatSession:
             except RagError as exc:
                 self.console.print(f"[red]error:[/red] {exc.message}", highlight=False)
             except KeyboardInterrupt:
-                self.console.print("\n[dim](stopped)[/dim]")
+                self.console.print("[dim](stopped)[/dim]")  # the draft is already erased
 
     def command(self, line: str) -> bool:
         cmd = line.split()[0].lower()
@@ -83,7 +85,8 @@ class ChatSession:
         print_sources(self.console, self.last.citations)
 
     def answer(self, question: str) -> None:
-        final = stream_answer(self.console, self.engine.ask_stream(question, history=self.history[-MAX_HISTORY:]))
+        final = stream_answer(self.console, self.engine.ask_stream(question, history=self.history[-MAX_HISTORY:]),
+                              show_searched_as=True)
         self.last = final
         self.history.append(Turn(question, final.answer, final.standalone_question))
         if final.citations:

@@ -1,34 +1,103 @@
-"""Terminal rendering shared by ``rag ask`` and ``rag chat``."""
+"""Terminal rendering shared by ``rag ask`` and ``rag chat``.
+
+The screen shows only what stands. On an interactive terminal a spinner runs
+while the question is searched, then the model's draft streams in dim type: it is
+provisional, the pipeline may still withdraw it. When the final, verified answer
+arrives the draft is erased (rich's ``Live`` wraps the draft itself at the
+terminal's width and crops it to the screen's height, so it knows every row it
+drew) and the verified answer is printed once, in normal type. Log lines that come
+meanwhile are printed above the draft. On anything else (a pipe, a file, a dumb
+terminal) only the verified answer is printed, once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 
 from rich.console import Console
+from rich.live import Live
+from rich.logging import RichHandler
+from rich.spinner import Spinner
+from rich.text import Text
 
 from rag.types import Answer, AnswerEvent, Citation, StreamEvent, TokenEvent
 
+WAITING = "answering…"
 
-def stream_answer(console: Console, events: Iterable[StreamEvent]) -> Answer:
-    """Print tokens as they come; if the final, verified answer differs from what
-    was streamed (a rejected draft), print it in place of the draft. When the
-    output is not a terminal (a pipe, a file), print only the final answer."""
-    live = console.is_terminal
-    streamed = ""
+
+def _draft(text: str) -> Text:
+    # wrapped by rich (not the terminal) even on a soft-wrapping console, so that
+    # Live counts the rows it has to erase
+    return Text(text, style="dim", no_wrap=False, overflow="fold")
+
+
+@contextmanager
+def _logs_above(console: Console) -> Iterator[None]:
+    """While a draft is live on ``console``, log records that a rich handler would
+    write to the same terminal through another console (``rag``'s stderr) are
+    printed through ``console`` instead: above the draft, which is redrawn below
+    them, so that no line breaks the rows the draft will erase."""
+    moved = [h for h in logging.getLogger().handlers
+             if isinstance(h, RichHandler) and h.console is not console and h.console.is_terminal]
+    saved = [h.console for h in moved]
+    for handler in moved:
+        handler.console = console
+    try:
+        yield
+    finally:
+        for handler, own in zip(moved, saved):
+            handler.console = own
+
+
+@contextmanager
+def _live_draft(console: Console) -> Iterator[Callable[[str], None]]:
+    """A spinner until the first piece of the draft, then the draft in dim type as
+    it grows (``show(piece)``); erased on leaving, also when the stream fails or is
+    interrupted."""
+    draft: list[str] = []
+    waiting = Spinner("dots", Text(WAITING, style="dim"), style="dim")
+    with _logs_above(console), Live(waiting, console=console, transient=True, auto_refresh=True,
+                                    refresh_per_second=10, vertical_overflow="crop") as live:
+
+        def show(piece: str) -> None:
+            draft.append(piece)
+            live.update(_draft("".join(draft)), refresh=True)
+
+        try:
+            yield show
+        finally:
+            # Live draws its renderable once more when it stops, uncropped: make that
+            # nothing, so that a draft taller than the screen cannot scroll away unerased
+            live.update(Text(""), refresh=False)
+
+
+def searched_as(answer: Answer) -> str | None:
+    """The question as it was searched when that is not what was asked (a
+    follow-up made standalone), else None."""
+    standalone = " ".join(answer.standalone_question.split())
+    return standalone if standalone and standalone != " ".join(answer.question.split()) else None
+
+
+def stream_answer(console: Console, events: Iterable[StreamEvent], *, show_searched_as: bool = False) -> Answer:
+    """Show an answer stream and return its final answer. Only the verified answer
+    stays on the screen, printed once (see the module's docstring); with
+    ``show_searched_as``, a dim line before it gives the standalone question when
+    it differs from what was asked."""
     final: Answer | None = None
-    for event in events:
-        if isinstance(event, TokenEvent):
-            if live:
-                streamed += event.text
-                console.print(event.text, end="", highlight=False, markup=False)
-        elif isinstance(event, AnswerEvent):
-            final = event.answer
+    with _live_draft(console) if console.is_interactive else nullcontext(None) as show:
+        for event in events:
+            if isinstance(event, TokenEvent):
+                if show is not None and event.text:
+                    show(event.text)
+            elif isinstance(event, AnswerEvent):
+                final = event.answer
     if final is None:
         raise RuntimeError("answer stream ended without an answer")
-    if streamed.strip() == final.answer.strip():
-        console.print()
-    else:
-        console.print(("\r\033[K" if streamed else "") + final.answer, highlight=False, markup=False)
+    note = searched_as(final) if show_searched_as else None
+    if note:
+        console.print(f"(searched as: {note})", style="dim", highlight=False, markup=False)
+    console.print(final.answer, highlight=False, markup=False)
     return final
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pexpect
@@ -12,7 +13,8 @@ import pytest
 from rich.console import Console
 
 from rag.chat import ChatSession
-from rag.types import Answer, Citation
+from rag.followup import Turn
+from rag.types import Answer, AnswerEvent, Citation, StreamEvent, TokenEvent
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,3 +84,35 @@ def test_sources_command_shows_page_and_section(fresh_engine) -> None:
     lines = buf.getvalue().splitlines()
     assert "  [1] usrguide.pdf, p. 3 — A > B" in lines
     assert "  [2] notes.txt" in lines
+
+
+class ScriptedEngine:
+    """Streams the given answers in turn (a withdrawn draft first), recording the
+    history each question came with."""
+
+    def __init__(self, answers: list[Answer]) -> None:
+        self.answers = answers
+        self.histories: list[list[Turn]] = []
+
+    def ask_stream(self, question: str, k: int | None = None, history: Sequence[Turn] = (),
+                   **_: object) -> Iterator[StreamEvent]:
+        self.histories.append(list(history))
+        yield TokenEvent("Nick Clegg, the CEO")
+        yield AnswerEvent(self.answers.pop(0))
+
+
+def test_a_follow_up_says_how_it_was_searched() -> None:
+    cit = Citation(1, "news.txt", "c1", 0, 40, "Nick Clegg, Meta’s president of global affairs, said so.", 0.9)
+    first = Answer("Who is Meta's president of global affairs?", "Nick Clegg [1].", False, [cit],
+                   standalone_question="Who is Meta's president of global affairs?")
+    second = Answer("What did he say?", "Clegg said so [1].", False, [cit], standalone_question="What did Clegg say?")
+    engine = ScriptedEngine([first, second])
+    buf = io.StringIO()
+    session = ChatSession(engine, Console(file=buf, width=200))  # type: ignore[arg-type]
+    session.answer(first.question)
+    session.answer(second.question)
+    assert buf.getvalue().splitlines() == [
+        "Nick Clegg [1].", "sources: [1] news.txt",
+        "(searched as: What did Clegg say?)", "Clegg said so [1].", "sources: [1] news.txt"]
+    assert engine.histories[1] == [Turn(first.question, first.answer, first.standalone_question)]
+    assert [t.resolved for t in session.history] == [first.question, "What did Clegg say?"]

@@ -1,11 +1,19 @@
+"""Terminal rendering: what stays on the screen (output replayed in a VT100 emulator), and the source lines."""
+
 from __future__ import annotations
 
 import io
+import logging
+from collections.abc import Iterator
 
+import pytest
 from rich.console import Console
+from rich.logging import RichHandler
 
-from rag.render import format_source, print_sources, stream_answer
-from rag.types import Answer, AnswerEvent, Citation, TokenEvent
+from rag.errors import RagError
+from rag.render import format_source, print_sources, searched_as, stream_answer
+from rag.types import Answer, AnswerEvent, Citation, StreamEvent, TokenEvent
+from tests.terminal import replay, rows_of
 
 CIT = Citation(1, "a.txt", "c1", 0, 12, "Meta did it.", 0.9)
 
@@ -23,20 +31,90 @@ def test_pipe_gets_only_the_final_answer() -> None:
     assert buf.getvalue() == "Meta did it [1].\n"
 
 
-def test_terminal_streams_and_replaces_a_rejected_draft() -> None:
+def _terminal(width: int, height: int = 24) -> tuple[Console, io.StringIO]:
     buf = io.StringIO()
-    console = Console(file=buf, force_terminal=True, color_system=None, width=200)
-    stream_answer(console, [TokenEvent("Meta did "), TokenEvent("nothing"), AnswerEvent(_answer("Meta did it [1]."))])
-    out = buf.getvalue()
-    assert out.startswith("Meta did nothing")
-    assert out.rstrip().endswith("\x1b[KMeta did it [1].")
+    return Console(file=buf, force_terminal=True, force_interactive=True, width=width, height=height,
+                   soft_wrap=True), buf
 
 
-def test_terminal_stream_that_matches_is_not_repeated() -> None:
-    buf = io.StringIO()
-    console = Console(file=buf, force_terminal=True, color_system=None, width=200)
-    stream_answer(console, [TokenEvent("Meta did it [1]."), AnswerEvent(_answer("Meta did it [1]."))])
-    assert buf.getvalue().count("Meta did it") == 1
+def _screen(buf: io.StringIO, width: int, height: int = 24) -> list[str]:
+    return replay(buf.getvalue().replace("\n", "\r\n"), height, width)  # a pty turns \n into \r\n
+
+
+def _tokens(text: str) -> list[StreamEvent]:
+    return [TokenEvent(w + " ") for w in text.split()]
+
+
+WITHDRAWN = "Nick Clegg, the CEO of Meta, who is also 東京の社長, said many things that the evidence does not say"
+
+
+@pytest.mark.parametrize("width", [17, 20, 33, 80])
+def test_a_withdrawn_draft_is_erased_however_it_wraps(width: int) -> None:
+    console, buf = _terminal(width)
+    final = "Nick Clegg is Meta’s president of global affairs [1]."
+    stream_answer(console, [*_tokens(WITHDRAWN), AnswerEvent(_answer(final))])
+    assert "CEO" in buf.getvalue()  # it was shown while it streamed
+    assert _screen(buf, width) == rows_of(final, width)
+
+
+def test_a_kept_draft_is_shown_once() -> None:
+    console, buf = _terminal(30)
+    final = "Meta did it, and it did it well [1]."
+    stream_answer(console, [*_tokens("Meta did it, and it did it well."), AnswerEvent(_answer(final))])
+    assert _screen(buf, 30) == rows_of(final, 30)
+
+
+def test_a_draft_taller_than_the_screen_is_erased() -> None:
+    console, buf = _terminal(20, height=5)
+    stream_answer(console, [*_tokens(WITHDRAWN * 3), AnswerEvent(_answer("Meta did it [1]."))])
+    assert _screen(buf, 20, height=5) == ["Meta did it [1]."]
+
+
+def test_a_draft_is_erased_when_the_stream_fails() -> None:
+    console, buf = _terminal(40)
+
+    def events() -> Iterator[StreamEvent]:
+        yield from _tokens(WITHDRAWN)
+        raise RagError("the model stopped")
+
+    with pytest.raises(RagError):
+        stream_answer(console, events())
+    assert _screen(buf, 40) == []
+
+
+def test_a_log_line_during_the_draft_stays_above_it() -> None:
+    console, buf = _terminal(40)
+    handler = RichHandler(console=Console(file=buf, force_terminal=True, width=40), show_time=False,
+                          show_path=False)  # another console on the same terminal, as rag's stderr
+    log = logging.getLogger("rag.test_render")
+
+    def events() -> Iterator[StreamEvent]:
+        yield from _tokens(WITHDRAWN)
+        log.warning("slow model")
+        yield AnswerEvent(_answer("Meta did it [1]."))
+
+    logging.getLogger().addHandler(handler)
+    try:
+        stream_answer(console, events())
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert _screen(buf, 40) == ["WARNING  slow model", "Meta did it [1]."]
+    assert handler.console is not console  # given back
+
+
+@pytest.mark.parametrize("interactive", [True, False])
+def test_the_question_as_searched_is_shown_when_it_differs(interactive: bool) -> None:
+    console, buf = _terminal(200)
+    console.is_interactive = interactive
+    follow_up = Answer("What did he say?", "Clegg said so [1].", False, [CIT],
+                       standalone_question="What did Clegg say?")
+    stream_answer(console, [AnswerEvent(follow_up)], show_searched_as=True)
+    assert _screen(buf, 200) == ["(searched as: What did Clegg say?)", "Clegg said so [1]."]
+    console, buf = _terminal(200)
+    as_asked = Answer("Who is Clegg?", "Clegg is [1].", False, [CIT], standalone_question="Who is Clegg?")
+    stream_answer(console, [AnswerEvent(as_asked)], show_searched_as=True)
+    assert _screen(buf, 200) == ["Clegg is [1]."]
+    assert searched_as(as_asked) is None and searched_as(follow_up) == "What did Clegg say?"
 
 
 def test_a_source_says_its_page_and_section() -> None:
