@@ -27,9 +27,10 @@ MAX_HISTORY = 6
 
 
 class ChatSession:
-    def __init__(self, engine: "Rag", console: Console) -> None:
+    def __init__(self, engine: "Rag", console: Console, sources: list[str] | None = None) -> None:
         self.engine = engine
         self.console = console
+        self.sources = sources or None  # answer only from these document ids or id prefixes
         self.history: list[Turn] = []
         self.last: Answer | None = None
 
@@ -85,8 +86,8 @@ class ChatSession:
         print_sources(self.console, self.last.citations)
 
     def answer(self, question: str) -> None:
-        final = stream_answer(self.console, self.engine.ask_stream(question, history=self.history[-MAX_HISTORY:]),
-                              show_searched_as=True)
+        events = self.engine.ask_stream(question, history=self.history[-MAX_HISTORY:], sources=self.sources)
+        final = stream_answer(self.console, events, show_searched_as=True)
         self.last = final
         self.history.append(Turn(question, final.answer, final.standalone_question))
         if final.citations:
