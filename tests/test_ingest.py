@@ -75,11 +75,11 @@ class FaultyStore(ChromaStore):
             raise self.exc("injected failure in the second write")
         super()._add(coll, records, vectors)
 
-    def publish(self, versions: dict[str, str]) -> None:
+    def publish(self, versions: dict[str, str], titles: dict[str, str] | None = None) -> None:
         if self.fail == "publish" and any(versions.values()):
             self.fail, self.failed = "", True
             raise self.exc("injected failure while publishing")
-        super().publish(versions)
+        super().publish(versions, titles)
 
 
 @pytest.fixture(scope="module")
