@@ -17,7 +17,7 @@ from server import errors
 from server.gate import Gate
 from server.metrics import Metrics
 from server.middleware import AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
-from server.routes import ask, documents, health, openai_compat, search, web
+from server.routes import ask, docs, documents, health, openai_compat, search, web
 from server.schemas import ErrorOut
 from server.service import Service
 
@@ -49,16 +49,18 @@ def create_app(settings: Settings | None = None, engine: Rag | None = None) -> F
             svc.ready = False
             gate.shutdown()
 
-    app = FastAPI(title="rag", version="0.1.0", lifespan=lifespan,
+    # /docs and /redoc come from server.routes.docs, with local assets (no CDN)
+    app = FastAPI(title="rag", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   summary="Local question answering over your documents, with cited answers.",
                   responses={
                       "4XX": {"model": ErrorOut, "description": "Client error"},
                       "5XX": {"model": ErrorOut, "description": "Server error"},
                   })
     errors.install(app)
-    for module in (ask, openai_compat, search, documents, health, web):
+    for module in (ask, openai_compat, search, documents, health, web, docs):
         app.include_router(module.router)
     web.mount_static(app, STATIC)
+    docs.mount_assets(app)
     # outermost first: metrics see every response, auth runs before body reading
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
     app.add_middleware(AuthMiddleware, api_key=settings.api_key.get_secret_value() if settings.api_key else None)

@@ -144,7 +144,9 @@ class ContentPart(BaseModel):
 class ChatMessage(BaseModel):
     model_config = ConfigDict(strict=True)
 
-    role: Literal["system", "user", "assistant", "tool", "developer"]
+    role: Literal["system", "user", "assistant", "tool", "developer"] = Field(
+        ..., description="user and assistant messages are the conversation; system, developer and tool "
+                         "messages are accepted and not used (answers come from the documents).")
     content: str | list[ContentPart] | None = None
 
     def text(self) -> str:
@@ -157,25 +159,45 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(strict=True, json_schema_extra={"examples": [
         {"model": "rag", "messages": [{"role": "user", "content": "Who is Meta's president of global affairs?"}]},
         {"model": "rag", "stream": True, "messages": [
+            {"role": "system", "content": "You are a helpful assistant."},
             {"role": "user", "content": "Who is Nick Clegg?"},
             {"role": "assistant", "content": "Meta's president of global affairs [1]."},
             {"role": "user", "content": "What did he write?"}]},
     ]})
 
-    model: str | None = Field(None, description="Accepted for compatibility; the server's model answers.")
-    messages: list[ChatMessage] = Field(..., min_length=1)
-    stream: bool = False
-    max_tokens: int | None = Field(None, ge=1, le=4096,
-                                   description="Accepted; answers are short and capped by RAG_MAX_ANSWER_TOKENS.")
+    model: str | None = Field(None, description="Accepted for compatibility (any name); the server's model "
+                                                "answers and is named in the reply (GET /v1/models).")
+    messages: list[ChatMessage] = Field(..., min_length=1, description=(
+        "The conversation: the last message must be the user's question; earlier user/assistant turns "
+        "resolve follow-ups. System (and developer, tool) messages are accepted and not used."))
+    stream: bool = Field(False, description="Stream chat.completion.chunk events; text is sent once verified.")
+    max_tokens: int | None = Field(None, ge=1, description=(
+        "The most tokens (the model's tokenizer) of answer content: a longer answer is cut after its last "
+        "whole sentence that fits (after the last whole word if none does), with finish_reason 'length'."))
+    max_completion_tokens: int | None = Field(None, ge=1, description="The newer name of max_tokens "
+                                                                      "(the smaller applies when both are given).")
     temperature: float | None = Field(None, ge=0, le=2,
                                       description="Accepted; answers are always decoded greedily (temperature 0).")
     top_k: int | None = Field(None, ge=1, le=50, description="Extension: chunks to retrieve.")
+    sources: list[Annotated[str, Field(min_length=1, max_length=512)]] | None = Field(
+        None, max_length=100, description="Extension: answer only from these documents (ids or id prefixes as "
+                                          "GET /v1/documents lists them; 404 for one that matches none).")
+
+    def token_limit(self) -> int | None:
+        limits = [n for n in (self.max_tokens, self.max_completion_tokens) if n is not None]
+        return min(limits) if limits else None
 
 
 class ChatUsage(BaseModel):
-    prompt_tokens: int
-    completion_tokens: int
+    prompt_tokens: int = Field(..., description="Tokens of the request's messages (the model's tokenizer, "
+                                                "without chat-template tokens).")
+    completion_tokens: int = Field(..., description="Tokens of the returned content.")
     total_tokens: int
+
+
+_STANDALONE = Field(..., description="The question as it was searched: the last user message, or a "
+                                     "follow-up made self-contained with the earlier turns.")
+FinishReason = Literal["stop", "length"]
 
 
 class ChatAnswerMessage(BaseModel):
@@ -184,16 +206,18 @@ class ChatAnswerMessage(BaseModel):
     citations: list[CitationOut]
     abstained: bool
     timings: Timings
+    standalone_question: str = _STANDALONE
 
 
 class ChatChoice(BaseModel):
     index: int
-    finish_reason: Literal["stop"]
+    finish_reason: FinishReason = Field(..., description="'length' when max_tokens cut the answer.")
     message: ChatAnswerMessage
 
 
 class ChatCompletion(BaseModel):
-    """An OpenAI ``chat.completion``; ``citations``, ``abstained`` and ``timings`` are extensions."""
+    """An OpenAI ``chat.completion``; ``citations``, ``abstained``, ``timings`` and
+    ``standalone_question`` are extensions."""
 
     id: str
     object: Literal["chat.completion"]
@@ -204,6 +228,7 @@ class ChatCompletion(BaseModel):
     citations: list[CitationOut]
     abstained: bool
     timings: Timings
+    standalone_question: str = _STANDALONE
 
 
 class ChatDelta(BaseModel):
@@ -215,7 +240,7 @@ class ChatDelta(BaseModel):
 class ChatChunkChoice(BaseModel):
     index: int
     delta: ChatDelta
-    finish_reason: Literal["stop"] | None
+    finish_reason: FinishReason | None
 
 
 class ChatCompletionChunk(BaseModel):
@@ -230,6 +255,21 @@ class ChatCompletionChunk(BaseModel):
     citations: list[CitationOut] | None = None
     abstained: bool | None = None
     timings: Timings | None = None
+    standalone_question: str | None = None
+
+
+class ModelOut(BaseModel):
+    """One model of ``GET /v1/models``: the one that answers."""
+
+    id: str = Field(..., description="The answering model's name (any name is accepted as 'model').")
+    object: Literal["model"]
+    created: int = Field(..., description="When this server started (Unix time).")
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[ModelOut]
 
 
 # --- Server-Sent Events, described per event for OpenAPI ------------------------

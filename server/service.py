@@ -4,10 +4,14 @@ write lock. Routes stay thin; everything that blocks runs in a thread."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import re
+import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 
@@ -18,6 +22,8 @@ from rag.settings import Settings
 from rag.types import AnswerEvent, StreamEvent
 from server.gate import Gate
 from server.metrics import Metrics
+
+log = logging.getLogger(__name__)
 
 # C0 controls but tab, line feed and carriage return, and DEL: never part of a question
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -38,6 +44,9 @@ class Service:
     metrics: Metrics
     ready: bool = False
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    started: float = field(default_factory=time.time)
+    _counter: Callable[[str], int] | None = field(default=None, repr=False)
+    _counter_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def check_question(self, question: str, what: str = "question") -> str:
         """413 if too long, 400 if empty or holding control characters."""
@@ -87,6 +96,34 @@ class Service:
         """Index writes one at a time (reads go on meanwhile)."""
         async with self.write_lock:
             return await run_in_threadpool(fn, *args)
+
+    def count_tokens(self, text: str) -> int:
+        """``text``'s length in tokens of the answering model's tokenizer (for
+        ``usage`` and ``max_tokens``): the loaded llama.cpp model's, else that of the
+        GGUF file at ``RAG_MODEL_PATH`` (its vocabulary only, loaded once; with
+        ``RAG_USE_LLM=false``); with an LLM server (``RAG_LLM_URL``), or without the
+        file, an estimate of one token per 4 bytes."""
+        if self._counter is None:
+            with self._counter_lock:
+                if self._counter is None:
+                    self._counter = self._make_counter()
+        return self._counter(text) if text else 0
+
+    def _make_counter(self) -> Callable[[str], int]:
+        gen = self.rag.__dict__.get("generator")  # only once loaded
+        count = getattr(gen, "count_tokens", None)
+        if callable(count):
+            return count  # type: ignore[no-any-return]
+        path = Path(self.settings.model_path).expanduser()
+        if not self.settings.llm_url and path.is_file():
+            try:
+                from llama_cpp import Llama
+
+                vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
+                return lambda text: len(vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+            except (ImportError, ValueError, RuntimeError) as exc:
+                log.warning("cannot read the tokenizer of %s (%s): token counts are estimated", path, exc)
+        return lambda text: math.ceil(len(text.encode("utf-8")) / 4)
 
     def tokens_generated(self) -> int:
         gen = self.rag.__dict__.get("generator")  # only once loaded

@@ -89,3 +89,16 @@ def test_cli_source_option(two_docs: Rag, monkeypatch: pytest.MonkeyPatch,
     assert code == 0 and {c["source"] for c in json.loads(out)["citations"]} == {"town/harbour.html"}
     code, out, err = run("ask", QUESTION, "--no-llm", "--source", "elsewhere")
     assert code != 0 and out == "" and err.count("\n") == 1 and "elsewhere" in err
+
+
+def test_chat_completions_take_sources(two_docs: Rag) -> None:
+    from server.app import create_app
+    from tests.serving import LiveServer
+
+    with LiveServer(create_app(two_docs.settings, engine=two_docs)) as server:
+        body = {"model": "rag", "messages": [{"role": "user", "content": QUESTION}], "sources": ["town/harbour"]}
+        r = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=120)
+        assert r.status_code == 200, r.text
+        assert {c["source"] for c in r.json()["citations"]} == {"town/harbour.html"}
+        r = httpx.post(f"{server.url}/v1/chat/completions", json={**body, "sources": ["nowhere"]}, timeout=60)
+        assert r.status_code == 404
