@@ -75,7 +75,8 @@ class Terminal:
         self.rows, self.cols = rows, cols
         self.output = io.StringIO()
         self.child = pexpect.spawn(sys.executable, ["-m", "rag", *args], cwd=str(ROOT), env=env,
-                                   encoding="utf-8", timeout=timeout, dimensions=(rows, cols))
+                                   encoding="utf-8", timeout=timeout, dimensions=(rows, cols),
+                                   use_poll=True)  # poll: select() fails on fds over 1023 in long runs
         self.child.logfile_read = self.output
 
     def expect_exact(self, text: str) -> None:

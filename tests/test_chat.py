@@ -24,7 +24,7 @@ def test_chat_session_in_a_terminal(seeded_dir: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_DATA_DIR": str(seeded_dir), "TERM": "xterm",
            "COLUMNS": "200", "NO_COLOR": "1"}
     child = pexpect.spawn(sys.executable, ["-m", "rag", "chat"], cwd=str(ROOT), env=env,
-                          encoding="utf-8", timeout=120, dimensions=(50, 200))
+                          encoding="utf-8", timeout=120, dimensions=(50, 200), use_poll=True)
     try:
         child.expect_exact("you> ")
         child.sendline("Which companies is Meta partnering with to bring Llama to government agencies?")
@@ -63,7 +63,7 @@ def test_chat_session_in_a_terminal(seeded_dir: Path) -> None:
 def test_chat_ends_on_ctrl_d(seeded_dir: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_DATA_DIR": str(seeded_dir), "NO_COLOR": "1"}
     child = pexpect.spawn(sys.executable, ["-m", "rag", "chat"], cwd=str(ROOT), env=env,
-                          encoding="utf-8", timeout=120)
+                          encoding="utf-8", timeout=120, use_poll=True)
     try:
         child.expect_exact("you> ")
         child.sendeof()
