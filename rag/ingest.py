@@ -282,19 +282,24 @@ class Ingestor:
                progress: Progress | None) -> tuple[np.ndarray, np.ndarray]:
         """Embed every distinct text once: chunks under their section path
         (``Record.indexed_text``), sentences as they are; a chunk without a section
-        that is one sentence shares that sentence's vector."""
+        that is one sentence shares that sentence's vector. Texts go to the embedder
+        shortest first across the whole batch (little padding), through its
+        document path (``rag.embeddings.embed_documents``)."""
+        from rag.embeddings import embed_documents
+
         texts = [r.indexed_text for r in chunks] + [r.text for r in sentences]
         unique = _distinct(chunks, sentences)
-        parts: list[np.ndarray] = []
-        step = 64
-        for i in range(0, len(unique), step):
-            parts.append(self.embedder.embed(unique[i:i + step]))
-            if progress:
-                progress(done + min(i + step, len(unique)), total)
-        if not parts:
+        if not unique:
             empty = np.zeros((0, self.embedder.dim), dtype=np.float32)
             return empty, empty
-        table = np.concatenate(parts)
+        order = sorted(range(len(unique)), key=lambda i: len(unique[i]))
+        table = np.empty((len(unique), self.embedder.dim), dtype=np.float32)
+        step = 64
+        for i in range(0, len(order), step):
+            rows = order[i:i + step]
+            table[rows] = embed_documents(self.embedder, [unique[j] for j in rows])
+            if progress:
+                progress(done + min(i + step, len(unique)), total)
         row = {t: i for i, t in enumerate(unique)}
         vecs = table[[row[t] for t in texts]]
         return vecs[: len(chunks)], vecs[len(chunks):]

