@@ -182,41 +182,83 @@ def _remote(method: F) -> F:
 
     @functools.wraps(method)
     def wrapper(self: "ChromaStore", *args: Any, **kwargs: Any) -> Any:
-        import httpx
-
         try:
             return method(self, *args, **kwargs)
-        except (httpx.TransportError, ConnectionError) as exc:
-            raise BackendError(f"lost the Chroma server at {self.url}: {exc or type(exc).__name__}") from exc
+        except Exception as exc:
+            if not self.url:  # embedded: no connection to lose (httpx is not imported)
+                raise
+            import httpx
+
+            if isinstance(exc, (httpx.TransportError, ConnectionError)):
+                raise BackendError(f"lost the Chroma server at {self.url}: {exc or type(exc).__name__}") from exc
+            raise
 
     return wrapper  # type: ignore[return-value]
 
 
 class ChromaStore:
-    """A ``VectorStore`` on Chroma."""
+    """A ``VectorStore`` on Chroma. An embedded index is read through Chroma's
+    engine directly (``rag.chroma_direct``: no ``chromadb`` import on the question
+    path) and written through ``chromadb``'s client, opened on the first write."""
 
     def __init__(self, data_dir: Path, name: str = "rag", url: str | None = None) -> None:
         self.url = url
         self.data_dir = Path(data_dir)
         self.name = name
         self._known = ""  # the version token this process last wrote or saw on opening
+        self._direct = not url  # reads go through rag.chroma_direct (until it proves unusable)
+        self._reader_token = ""  # the version token when the read handles were opened
+        self._reader_empty = False  # the read handles were opened before the collections existed
+        self._client: Any = None  # chromadb's client: for writes, and for every read of a server
         self._open()
 
     def _open(self) -> None:
-        self._client = _client(self.data_dir, self.url)
-        meta = {"hnsw:space": "cosine"}
         try:
-            self._chunks = self._client.get_or_create_collection(f"{self.name}_chunks", metadata=meta,
-                                                                 embedding_function=None)
-            self._sentences = self._client.get_or_create_collection(f"{self.name}_sentences", metadata=meta,
-                                                                    embedding_function=None)
-            self._meta = self._client.get_or_create_collection(f"{self.name}_meta", embedding_function=None)
-            self._batch = max(1, min(int(self._client.get_max_batch_size()), 4000))
+            self._open_reader()
             self._known = self.version()
         except BackendError:
             raise
         except Exception as exc:
             raise BackendError(f"cannot open the Chroma collections: {exc}") from exc
+
+    def _open_reader(self) -> None:
+        """(Re)open the read handles ``_chunks``, ``_sentences`` and ``_meta``."""
+        from rag.chroma_direct import DirectUnavailable, EmptyCollection, open_reader
+
+        if self._direct:
+            try:
+                reader = open_reader(self.data_dir / "chroma")
+            except DirectUnavailable as exc:
+                log.warning("%s; reading through chromadb", exc)
+                self._direct = False
+            else:
+                names = (f"{self.name}_chunks", f"{self.name}_sentences", f"{self.name}_meta")
+                colls = [reader.collection(n) if reader else EmptyCollection() for n in names]
+                self._chunks, self._sentences, self._meta = colls
+                self._reader_empty = any(isinstance(c, EmptyCollection) for c in colls)
+                self._reader_token = self.version()
+                return
+        self._writer()
+        self._chunks, self._sentences, self._meta = self._wchunks, self._wsentences, self._wmeta
+
+    def _writer(self) -> tuple[Any, Any, Any]:
+        """chromadb's collections (chunks, sentences, meta), opened on first use."""
+        if self._client is None:
+            try:
+                client = _client(self.data_dir, self.url)
+                meta = {"hnsw:space": "cosine"}
+                self._wchunks = client.get_or_create_collection(f"{self.name}_chunks", metadata=meta,
+                                                                embedding_function=None)
+                self._wsentences = client.get_or_create_collection(f"{self.name}_sentences", metadata=meta,
+                                                                   embedding_function=None)
+                self._wmeta = client.get_or_create_collection(f"{self.name}_meta", embedding_function=None)
+                self._batch = max(1, min(int(client.get_max_batch_size()), 4000))
+            except BackendError:
+                raise
+            except Exception as exc:
+                raise BackendError(f"cannot open the Chroma collections: {exc}") from exc
+            self._client = client
+        return self._wchunks, self._wsentences, self._wmeta
 
     def _reopen(self) -> None:
         """Open the embedded index afresh. Chroma keeps the vector index of an
@@ -224,19 +266,27 @@ class ChromaStore:
         writes (its searches then miss new records or fail on deleted ones); the
         metadata it reads from SQLite is always current. Dropping this process's
         cached Chroma system makes the next client load the index from disk."""
-        from chromadb.api.shared_system_client import SharedSystemClient
+        if self._client is not None:
+            from chromadb.api.shared_system_client import SharedSystemClient
 
-        ident = getattr(self._client, "_identifier", None)
-        if ident is not None:  # not stopped: other handles in this process keep working until they reopen too
-            SharedSystemClient._identifier_to_system.pop(ident, None)
-            SharedSystemClient._identifier_to_refcount.pop(ident, None)
+            ident = getattr(self._client, "_identifier", None)
+            if ident is not None:  # not stopped: other handles in this process keep working until they reopen too
+                SharedSystemClient._identifier_to_system.pop(ident, None)
+                SharedSystemClient._identifier_to_refcount.pop(ident, None)
+            self._client = None
         log.info("the index changed in another process: reopening it")
         self._open()
 
     def _fresh(self) -> None:
-        """Reopen the embedded index when another process has written to it."""
-        if not self.url and self.version() != self._known:
+        """Reopen the embedded index when another process has written to it, and
+        the read handles when this process has written since they were opened."""
+        if self.url:
+            return
+        token = self.version()
+        if token != self._known:
             self._reopen()
+        elif self._direct and token != self._reader_token:
+            self._open_reader()
 
     def writer_lock(self) -> AbstractContextManager[None]:
         """Writers of one embedded index take turns, across processes (a Chroma
@@ -403,16 +453,19 @@ class ChromaStore:
 
     def _bump(self) -> None:
         token = uuid.uuid4().hex
-        self._meta.upsert(ids=[VERSION_ID], documents=[token], embeddings=[[1.0]])
+        self._writer()[2].upsert(ids=[VERSION_ID], documents=[token], embeddings=[[1.0]])
         self._known = token
+        if self._direct and self._reader_empty:  # the collections exist now: read them
+            self._open_reader()
 
     @_remote
     def add(self, chunks: Sequence[Record], chunk_vectors: np.ndarray,
             sentences: Sequence[Record], sentence_vectors: np.ndarray) -> None:
         with self._writing():
             # sentences first: a chunk is only useful to retrieval once its evidence exists
-            self._add(self._sentences, sentences, sentence_vectors)
-            self._add(self._chunks, chunks, chunk_vectors)
+            w_chunks, w_sentences, _ = self._writer()
+            self._add(w_sentences, sentences, sentence_vectors)
+            self._add(w_chunks, chunks, chunk_vectors)
 
     @_remote
     def publish(self, versions: dict[str, str], titles: dict[str, str] | None = None) -> None:
@@ -423,9 +476,10 @@ class ChromaStore:
         items = sorted(versions.items())
         titles = titles or {}
         with self._writing():
+            w_meta = self._writer()[2]
             for i in range(0, len(items), self._batch):
                 part = items[i:i + self._batch]
-                self._meta.upsert(ids=[f"{LIVE}:{s}" for s, _ in part], documents=[h for _, h in part],
+                w_meta.upsert(ids=[f"{LIVE}:{s}" for s, _ in part], documents=[h for _, h in part],
                                   metadatas=[{"kind": LIVE, "source": s, "doc_hash": h, "title": titles.get(s, "")}
                                              for s, h in part],
                                   embeddings=[[1.0]] * len(part))
@@ -436,7 +490,7 @@ class ChromaStore:
         ids = [f"{LIVE}:{s}" for s in sources]
         if ids:
             with self._writing():
-                self._meta.delete(ids=ids)
+                self._writer()[2].delete(ids=ids)
 
     @_remote
     def delete_other_versions(self, versions: dict[str, str]) -> None:
@@ -446,7 +500,7 @@ class ChromaStore:
         with self._writing():
             for source, h in sorted(versions.items()):
                 where = {"$and": [{"source": source}, {"doc_hash": {"$ne": h}}]}
-                for coll in (self._chunks, self._sentences):
+                for coll in self._writer()[:2]:
                     coll.delete(where=where)
 
     @_remote
@@ -454,15 +508,16 @@ class ChromaStore:
         srcs = list(sources)
         if srcs:  # chunks first: a source stays visible (and removable) until its last record is gone
             with self._writing():
-                self._chunks.delete(where={"source": {"$in": srcs}})
-                self._sentences.delete(where={"source": {"$in": srcs}})
+                w_chunks, w_sentences, _ = self._writer()
+                w_chunks.delete(where={"source": {"$in": srcs}})
+                w_sentences.delete(where={"source": {"$in": srcs}})
 
     @_remote
     def delete_ids(self, chunk_ids: Sequence[str], sentence_ids: Sequence[str]) -> None:
         if not chunk_ids and not sentence_ids:
             return
         with self._writing():
-            for coll, ids in ((self._chunks, chunk_ids), (self._sentences, sentence_ids)):
+            for coll, ids in zip(self._writer()[:2], (chunk_ids, sentence_ids)):
                 for i in range(0, len(ids), self._batch):
                     coll.delete(ids=list(ids[i:i + self._batch]))
 
