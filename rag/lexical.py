@@ -1,4 +1,4 @@
-"""The lexical side of hybrid retrieval: BM25 (bm25s) over chunk texts.
+"""The lexical side of hybrid retrieval: BM25 over chunk texts.
 
 Where it lives: nowhere on disk. It is rebuilt from the vector store's own
 contents (the store is the single source of truth) whenever the store's version
@@ -8,7 +8,6 @@ and every restarted worker, sees the same lexical index as the dense one."""
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 from collections import Counter
@@ -21,25 +20,62 @@ from rag.store import Record
 from rag.text import tokens
 
 
+K1 = 1.5  # BM25 term-frequency saturation (Lucene's and bm25s's default)
+B = 0.75  # BM25 document-length normalisation (Lucene's and bm25s's default)
+
+
+class BM25:
+    """Okapi BM25 in Lucene's variant, the scores of ``bm25s.BM25(method="lucene")``
+    (``tests/test_lexical.py`` checks them against bm25s). Written out with NumPy
+    because bm25s imports SciPy, about 0.25 s of every question's start-up here.
+    Each term's postings (documents and their precomputed scores) are kept in one
+    array, sorted by term, as bm25s's eager index does."""
+
+    def __init__(self, docs: Sequence[Sequence[int]], n_terms: int, k1: float = K1, b: float = B) -> None:
+        self.n_docs = len(docs)
+        lengths = np.array([len(d) for d in docs], dtype=np.float64)
+        avg = float(lengths.mean()) if self.n_docs else 0.0
+        doc_of: list[int] = []
+        term_of: list[int] = []
+        tf_of: list[int] = []
+        for i, doc in enumerate(docs):
+            counts = Counter(doc)
+            doc_of.extend([i] * len(counts))
+            term_of.extend(counts.keys())
+            tf_of.extend(counts.values())
+        terms = np.array(term_of, dtype=np.int64)
+        df = np.bincount(terms, minlength=n_terms)
+        idf = np.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        tf = np.array(tf_of, dtype=np.float32)
+        norm = k1 * ((1.0 - b) + b * lengths[np.array(doc_of, dtype=np.int64)] / avg) if avg else 0.0
+        scores = (idf[terms] * (tf / (norm + tf))).astype(np.float32)
+        order = np.argsort(terms, kind="stable")
+        self._docs = np.array(doc_of, dtype=np.int64)[order]
+        self._scores = scores[order]
+        self._start = np.concatenate([[0], np.cumsum(df)])
+
+    def scores(self, query_terms: Sequence[int]) -> np.ndarray:
+        """Each document's score for the query's terms (a repeated term counts again)."""
+        total = np.zeros(self.n_docs, dtype=np.float32)
+        for t in query_terms:
+            lo, hi = self._start[t], self._start[t + 1]
+            total[self._docs[lo:hi]] += self._scores[lo:hi]  # a term's documents are distinct
+        return total
+
+
 class LexicalIndex:
     def __init__(self, records: Sequence[Record]) -> None:
-        import bm25s
-
-        logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import
-
         self.records = list(records)
         corpus = [tokens(r.indexed_text) for r in self.records]
         self.df: Counter[str] = Counter()
         for toks in corpus:
             self.df.update(set(toks))
         self.n_docs = len(corpus)
-        self._bm25 = None
+        self._bm25: BM25 | None = None
+        self._vocab: dict[str, int] = {}
         if self.records:
-            vocab: dict[str, int] = {}
-            ids = [[vocab.setdefault(t, len(vocab)) for t in toks] for toks in corpus]
-            self._vocab = vocab
-            self._bm25 = bm25s.BM25()
-            self._bm25.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
+            ids = [[self._vocab.setdefault(t, len(self._vocab)) for t in toks] for toks in corpus]
+            self._bm25 = BM25(ids, len(self._vocab))
 
     def idf(self, token: str) -> float:
         """Smoothed inverse document frequency; unseen tokens get the maximum."""
@@ -49,10 +85,10 @@ class LexicalIndex:
         """The ``n`` best chunks by BM25 (only of ``sources``, when given)."""
         if self._bm25 is None:
             return []
-        q = [t for t in tokens(query) if t in self._vocab]
+        q = [self._vocab[t] for t in tokens(query) if t in self._vocab]
         if not q:
             return []
-        scores = self._bm25.get_scores(q)
+        scores = self._bm25.scores(q)
         if sources is not None:
             scores = np.where([r.source in sources for r in self.records], scores, 0.0)
         k = min(n, len(self.records))

@@ -68,10 +68,12 @@ class HybridRetriever:
         match is not lost to fusion. ``sources``: only chunks of these documents."""
         t0 = time.perf_counter()
         n = candidates or max(4 * k, 20)
-        vector = self.embedder.embed([query])[0]
-        dense = self.store.query_chunks(vector, n, sources)
+        # lexical first: in a fresh process the embedder's session is still loading
+        # in a thread meanwhile (see rag.onnx_embedder), and BM25 needs no vector
         lexical = self.lexical.get(self.store)
         sparse = lexical.search(query, n, sources)
+        vector = self.embedder.embed([query])[0]
+        dense = self.store.query_chunks(vector, n, sources)
         records: dict[str, Record] = {r.id: r for r, _ in dense}
         records.update({r.id: r for r, _ in sparse})
         dense_score = {r.id: s for r, s in dense}
