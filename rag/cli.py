@@ -90,7 +90,7 @@ def _root(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Debug l
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=err, show_time=False, show_path=False)])
-    for noisy in ("chromadb", "httpx", "sentence_transformers", "urllib3", "bm25s", "transformers"):
+    for noisy in ("chromadb", "httpx", "sentence_transformers", "urllib3", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
 
 
@@ -208,7 +208,7 @@ def ask(
 
     settings = _settings(data_dir=data_dir, top_k=k, model_path=model, use_llm=False if no_llm else None)
     engine = _engine(settings)
-    engine.load()
+    engine.load(wait=False)  # the LLM loads (and reads the fixed start of the prompt) while the question is searched
     if as_json:
         _print_json(engine.ask(question, sources=source).to_dict())
         return
@@ -289,3 +289,26 @@ def main(argv: list[str] | None = None) -> None:
         err.print("interrupted")
         raise SystemExit(130) from None
     raise SystemExit(rv if isinstance(rv, int) else 0)
+
+
+# Commands that only read: their process may end without tearing the interpreter
+# down (unloading ONNX Runtime, SciPy and Chroma's engine takes about 0.2 s here).
+READ_ONLY = frozenset({"ask", "search", "list"})
+
+
+def run() -> None:
+    """The ``rag`` console script (and ``python -m rag``): ``main``, and after a
+    read-only command, output flushed, a quick exit (``os._exit``; see READ_ONLY)."""
+    try:
+        main()
+    except SystemExit as exc:
+        first = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+        if first in READ_ONLY and (exc.code is None or isinstance(exc.code, int)):
+            logging.shutdown()
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+            os._exit(exc.code or 0)
+        raise

@@ -115,6 +115,15 @@ def build_messages(question: str, evidence: Sequence[str]) -> list[dict[str, str
             {"role": "assistant", "content": ANSWER_PREFILL}]
 
 
+def prefill_prompt(generator: Generator) -> None:
+    """Have the model read the part of every drafting prompt that never changes
+    (chat template, system prompt, the start of the evidence) ahead of the first
+    question, where the backend can (a model in this process)."""
+    prefill = getattr(generator, "prefill", None)
+    if prefill is not None:
+        prefill([build_messages("?", ["1"]), build_messages("!", ["2"])])
+
+
 class Drafter:
     """Streams a model's draft of one answer from given evidence texts."""
 

@@ -11,38 +11,49 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag.embeddings import Embedder, load_embedder
-from rag.ingest import Ingestor
-from rag.lexical import LexicalCache
-from rag.retrieval import HybridRetriever, SearchResult
-from rag.settings import Settings
-from rag.store import ChromaStore, VectorStore
-
+# Parts are imported where they are made: ``rag ask`` starts loading the LLM before
+# NumPy and the retrieval modules are imported (bench/startup.py).
 if TYPE_CHECKING:
+    from rag.embeddings import Embedder
+    from rag.lexical import LexicalCache
+    from rag.retrieval import HybridRetriever, SearchResult
+    from rag.settings import Settings
+    from rag.store import VectorStore
+    from rag.ingest import Ingestor
     from rag.answer import AnswerPipeline, Turn
     from rag.generation import Generator
+    from rag.threads import Background
     from rag.types import Answer, StreamEvent
 
 log = logging.getLogger(__name__)
 
 
 class Rag:
-    def __init__(self, settings: Settings, embedder: Embedder | None = None,
-                 store: VectorStore | None = None, generator: "Generator | None" = None) -> None:
+    def __init__(self, settings: "Settings", embedder: "Embedder | None" = None,
+                 store: "VectorStore | None" = None, generator: "Generator | None" = None) -> None:
         """``embedder``, ``store`` and ``generator``: already-made parts to use (and share
         between engines) instead of making them from ``settings``."""
         self.settings = settings
         self._embedder = embedder
         self._store = store
-        self._lock = threading.Lock()
-        self.lexical = LexicalCache()
+        self._lock = threading.Lock()  # making the embedder and the store
+        self._llm_lock = threading.Lock()  # making the generator (in a thread of its own: see load)
+        self._loading_generator: "Background | None" = None
         if generator is not None:
             self.__dict__["generator"] = generator  # what the cached property would hold once loaded
 
+    @cached_property
+    def lexical(self) -> "LexicalCache":
+        from rag.lexical import LexicalCache
+
+        return LexicalCache()
+
     @property
-    def embedder(self) -> Embedder:
+    def embedder(self) -> "Embedder":
         with self._lock:
             if self._embedder is None:
+                from rag.embeddings import load_embedder
+
                 log.info("loading embedder %s", self.settings.embed_model)
                 self._embedder = load_embedder(self.settings.embed_model, self.settings.cache_dir,
                                                onnx=self.settings.embed_onnx,
@@ -51,27 +62,46 @@ class Rag:
             return self._embedder
 
     @property
-    def store(self) -> VectorStore:
+    def store(self) -> "VectorStore":
         with self._lock:
             if self._store is None:
+                from rag.store import ChromaStore
+
                 self._store = ChromaStore(Path(self.settings.data_dir), self.settings.collection,
                                           self.settings.chroma_url)
             return self._store
 
     @cached_property
-    def retriever(self) -> HybridRetriever:
+    def retriever(self) -> "HybridRetriever":
+        from rag.retrieval import HybridRetriever
+
         return HybridRetriever(self.store, self.embedder, self.lexical)
 
     @cached_property
-    def ingestor(self) -> Ingestor:
+    def ingestor(self) -> "Ingestor":
+        from rag.ingest import Ingestor  # not on the question path (its parsers take a while to import)
+
         return Ingestor(self.store, lambda: self.embedder, self.settings.chunk_chars,
                         on_change=self.lexical.invalidate)
 
     @cached_property
     def generator(self) -> "Generator":
+        if self._loading_generator is not None:  # started by load(wait=False)
+            return self._loading_generator.result()
+        return self._make_generator()
+
+    def _ready_generator(self) -> "Generator":
+        """The generator, with the fixed start of every prompt already read."""
+        from rag.drafting import prefill_prompt
+
+        generator = self._make_generator()
+        prefill_prompt(generator)
+        return generator
+
+    def _make_generator(self) -> "Generator":
         from rag.generation import LlamaCppGenerator, OpenAIServerGenerator
 
-        with self._lock:
+        with self._llm_lock:
             if self.settings.llm_url:
                 log.info("using the LLM server at %s", self.settings.llm_url)
                 return OpenAIServerGenerator(self.settings.llm_url, self.settings.llm_model,
@@ -105,10 +135,17 @@ class Rag:
         if self.settings.llm_url and self.settings.use_llm:
             _ = self.generator
 
-    def load(self) -> None:
-        """Load every model now (the server calls this in its lifespan)."""
+    def load(self, wait: bool = True) -> None:
+        """Load every model now (the server calls this in its lifespan). The LLM loads
+        in a thread meanwhile (llama.cpp does not hold the GIL while it reads the
+        model); with ``wait=False`` it goes on loading while questions are searched,
+        and the first draft waits for it (``rag ask``: one question per process)."""
+        if self.settings.use_llm and "generator" not in self.__dict__ and self._loading_generator is None:
+            from rag.threads import Background
+
+            self._loading_generator = Background(self._ready_generator, "rag-load-llm")
         _ = self.embedder, self.store
-        if self.settings.use_llm:
+        if wait and self.settings.use_llm:
             _ = self.generator
 
     def resolve_sources(self, patterns: Sequence[str] | None) -> frozenset[str] | None:
@@ -136,7 +173,7 @@ class Rag:
                    sources: Sequence[str] | None = None) -> "Iterator[StreamEvent]":
         return self.pipeline.stream(question, k or self.settings.top_k, history, self.resolve_sources(sources))
 
-    def search(self, query: str, k: int | None = None, sources: Sequence[str] | None = None) -> SearchResult:
+    def search(self, query: str, k: int | None = None, sources: Sequence[str] | None = None) -> "SearchResult":
         from rag.errors import EmptyQuestionError
 
         if not query.strip():

@@ -106,6 +106,24 @@ class LlamaCppGenerator:
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
+    def prefill(self, variants: list[list[dict[str, str]]]) -> int:
+        """Evaluate now the prompt tokens that ``variants`` (the same prompt with
+        different contents) all start with: the next ``stream`` of such a prompt
+        evaluates only the rest (llama-cpp-python keeps the longest common prefix).
+        Returns the number of tokens evaluated."""
+        prompts = [self._template.tokens(m) for m in variants]
+        if not prompts or any(p is None for p in prompts):
+            return 0
+        n = 0
+        for column in zip(*prompts):
+            if len(set(column)) > 1:
+                break
+            n += 1
+        if n:
+            with self.lock:
+                self._llm.eval(prompts[0][:n])
+        return n
+
     def stream(self, messages: list[dict[str, str]], max_tokens: int,
                grammar: str | None = None) -> Iterator[str]:
         with self.lock, (GreedyGrammar(self._llm, grammar) if grammar else nullcontext()) as constraint:

@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rag.threads import Background
+
 log = logging.getLogger(__name__)
 
 FORMAT = 2  # bumped whenever the export or the manifest changes what they hold
@@ -102,29 +104,6 @@ def verified_bytes(folder: Path, name: str, sha256: str) -> bytes:
     return data
 
 
-class Background:
-    """``make()`` running in a daemon thread; ``result()`` waits for it and returns
-    its value or raises its exception."""
-
-    def __init__(self, make: Callable[[], Any], name: str) -> None:
-        self._value: Any = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(make,), name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self, make: Callable[[], Any]) -> None:
-        try:
-            self._value = make()
-        except BaseException as exc:  # noqa: BLE001 - handed to result()
-            self._error = exc
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -137,23 +116,63 @@ def verified_session(folder: Path, name: str, sha256: str,
                      providers: Sequence[str] = ("CPUExecutionProvider",)) -> Any:
     """An ONNX Runtime session on ``folder/name``, or DamagedExport if the file's
     sha256 is not ``sha256``. The file is hashed in a thread while the session
-    loads it (the session is dropped if the hash differs)."""
+    loads it (the session is dropped if the hash differs), unless its stamp says
+    that this very file (same size and modification time) was hashed before."""
     path = folder / name
-    hashing = Background(lambda: file_sha256(path), "rag-hash-export")
+    stamped = stamp_matches(path, sha256)
+    before = "" if stamped else _stat_key(path)  # "" : stamped, or no such file
+    hashing = None if stamped else Background(lambda: file_sha256(path), "rag-hash-export")
     try:
         session = new_session(str(path), providers)
         error = None
     except Exception as exc:  # noqa: BLE001 - judged below, with the hash
         session, error = None, exc
-    try:
-        digest = hashing.result()
-    except OSError as exc:
-        raise DamagedExport(f"{path}: {exc}") from exc
-    if digest != sha256:
-        raise DamagedExport(f"{path} is not the file that was checked (sha256 differs)")
+    if hashing is not None:
+        try:
+            digest = hashing.result()
+        except OSError as exc:
+            raise DamagedExport(f"{path}: {exc}") from exc
+        if digest != sha256:
+            raise DamagedExport(f"{path} is not the file that was checked (sha256 differs)")
     if error is not None:  # the file that was checked, yet it does not load: made again too
         raise DamagedExport(f"{path} does not load: {error}") from error
+    if before:
+        write_stamp(path, sha256, before)
     return session
+
+
+STAMP_SUFFIX = ".verified"
+
+
+def _stat_key(path: Path) -> str:
+    """Size, modification time and inode of ``path`` ("" if it cannot be read)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ""
+    return f"{st.st_size} {st.st_mtime_ns} {st.st_ino}"
+
+
+def stamp_matches(path: Path, sha256: str) -> bool:
+    """Whether ``path`` was hashed to ``sha256`` when it had its present size,
+    modification time and inode (hashing the 90 MB fp32 file costs about 0.15 s
+    of a core at every start; any rewrite of the file changes its stamp)."""
+    key = _stat_key(path)
+    try:
+        return bool(key) and path.with_name(path.name + STAMP_SUFFIX).read_text() == f"{sha256} {key}"
+    except OSError:
+        return False
+
+
+def write_stamp(path: Path, sha256: str, hashed: str) -> None:
+    """Record that ``path`` hashed to ``sha256`` when its stat key was ``hashed`` (taken
+    before hashing: a file changed meanwhile gets no stamp)."""
+    try:
+        if _stat_key(path) != hashed:
+            return
+        path.with_name(path.name + STAMP_SUFFIX).write_text(f"{sha256} {hashed}")
+    except OSError as exc:  # an unwritable cache: the file is hashed again next time
+        log.debug("cannot write the stamp of %s: %s", path, exc)
 
 
 def cpu_threads() -> int:

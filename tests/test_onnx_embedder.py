@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -181,3 +182,18 @@ def test_the_cache_is_keyed_by_the_models_files(tmp_path: Path) -> None:
     other.mkdir()
     (other / "config.json").write_text("{}")
     assert cache_folder(tmp_path, other) != cache_folder(tmp_path, model_dir)
+
+
+def test_a_verified_file_is_hashed_again_only_once_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    load_embedder(MODEL, tmp_path).embed([TEXTS[0]])  # the fp32 session made: its file hashed and stamped
+    fp32 = _folder(tmp_path) / FP32
+    assert fp32.with_name(FP32 + onnx_embedder.STAMP_SUFFIX).is_file()
+    hashed: list[str] = []
+    real = onnx_embedder.file_sha256
+    monkeypatch.setattr(onnx_embedder, "file_sha256", lambda path: hashed.append(path.name) or real(path))
+    vector = load_embedder(MODEL, tmp_path).embed([TEXTS[0]])
+    assert FP32 not in hashed  # same size, modification time and inode: the stamp stands
+    stat = fp32.stat()
+    os.utime(fp32, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # touched: checked again
+    assert np.array_equal(load_embedder(MODEL, tmp_path).embed([TEXTS[0]]), vector)
+    assert FP32 in hashed
