@@ -230,3 +230,21 @@ def test_an_indented_first_line_starts_a_new_paragraph() -> None:
     texts = [doc.text[b.start:b.end] for b in doc.blocks]
     assert texts[-2].startswith("The first paragraph") and texts[-2].endswith("as every other line.")
     assert texts[-1] == "The second paragraph starts with an indent of its own here."
+
+
+def test_numbered_headings_atop_the_pages_of_a_short_pdf_are_kept() -> None:
+    """Headings "1 ..." atop page 1 and "2 ..." atop page 2 look like folios (number
+    minus page index constant); set like headings, they are not dropped as such."""
+    buf = io.BytesIO()
+    c = canvas_mod.Canvas(buf, pagesize=(612, 792))
+    for number, (title, body) in enumerate([("Introduction", "The harbour opened in 1852 and grew quickly."),
+                                            ("Methods", "Ferries were counted every day of the year.")], 1):
+        c.setFont("Helvetica-Bold", 16)
+        c.drawString(LEFT, 750, f"{number} {title}")
+        c.setFont("Helvetica", BODY)
+        c.drawString(LEFT, 720, body)
+        c.showPage()
+    c.save()
+    doc = parse_pdf(buf.getvalue(), "short.pdf")
+    assert "1 Introduction" in doc.text and "2 Methods" in doc.text
+    assert block_of(doc, "Ferries were counted").section == "2 Methods"

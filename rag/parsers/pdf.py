@@ -162,7 +162,14 @@ def _drop_margins(pages: list[list[_Line]], heights: list[float]) -> None:
     def key(line: _Line) -> str:
         return re.sub(r"\d+", "#", line.text.lower())
 
+    weights: Counter[float] = Counter()
+    for ln in (ln for lines in pages for ln in lines):
+        weights[ln.size] += len(ln.glyphs)
+    body = weights.most_common(1)[0][0] if weights else 10.0
+
     def folio(p: int, line: _Line) -> int | None:  # a page number at either end, less the page index
+        if line.size >= body * HEADING_SCALE or line.bold >= 0.9:
+            return None  # set like a heading: "1 Introduction" atop page 1, "2 Methods" atop page 2
         m = re.match(r"(\d{1,4})\s", line.text) or re.search(r"\s(\d{1,4})$", line.text)
         return int(m.group(1)) - p if m else None
 
