@@ -48,6 +48,8 @@ def create_app(settings: Settings | None = None, engine: Rag | None = None) -> F
         finally:
             svc.ready = False
             gate.shutdown()
+            if engine is None:  # an engine handed in belongs to the caller
+                rag.close()
 
     # /docs and /redoc come from server.routes.docs, with local assets (no CDN)
     app = FastAPI(title="rag", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
@@ -56,6 +58,8 @@ def create_app(settings: Settings | None = None, engine: Rag | None = None) -> F
                       "4XX": {"model": ErrorOut, "description": "Client error"},
                       "5XX": {"model": ErrorOut, "description": "Server error"},
                   })
+    if settings.api_key:
+        declare_bearer_auth(app)
     errors.install(app)
     for module in (ask, openai_compat, search, documents, health, web, docs):
         app.include_router(module.router)
@@ -66,6 +70,30 @@ def create_app(settings: Settings | None = None, engine: Rag | None = None) -> F
     app.add_middleware(AuthMiddleware, api_key=settings.api_key.get_secret_value() if settings.api_key else None)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def declare_bearer_auth(app: FastAPI) -> None:
+    """Declare ``Authorization: Bearer <key>`` in the API's schema (every operation
+    but the public ones), so that ``/docs`` offers "Authorize" and clients
+    generated from the schema send the key."""
+    from server.middleware import AuthMiddleware
+
+    plain = app.openapi
+    declared: list[bool] = []
+
+    def schema() -> dict[str, object]:
+        spec = plain()  # made once, then cached on the app
+        if not declared:
+            spec.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "the server's RAG_API_KEY"}}
+            for path, operations in spec.get("paths", {}).items():
+                if not AuthMiddleware.public(path):
+                    for operation in operations.values():
+                        operation["security"] = [{"bearer": []}]
+            declared.append(True)
+        return spec
+
+    app.openapi = schema  # type: ignore[method-assign]
 
 
 def generation_slots(settings: Settings) -> int:

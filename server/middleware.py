@@ -16,8 +16,10 @@ from server.errors import rag_error_body
 from server.metrics import Metrics
 
 # The web page and its assets hold no data; they ask for the key when the API needs one.
-PUBLIC_PATHS = ("/healthz", "/", "/favicon.ico")
-PUBLIC_PREFIXES = ("/static/",)
+# the page and the API's description are public; the page asks for the key, and
+# Swagger UI's "Authorize" button takes it (the schema declares the bearer scheme)
+PUBLIC_PATHS = ("/healthz", "/", "/favicon.ico", "/docs", "/redoc", "/openapi.json")
+PUBLIC_PREFIXES = ("/static/", "/docs/assets/")
 
 
 async def _send_error(send: Send, exc: RagError) -> None:
@@ -64,7 +66,7 @@ class AuthMiddleware:
         self.key = api_key.encode() if api_key else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.key is None or scope["type"] != "http" or self._public(scope["path"]):
+        if self.key is None or scope["type"] != "http" or self.public(scope["path"]):
             await self.app(scope, receive, send)
             return
         given = b""
@@ -81,7 +83,7 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
 
     @staticmethod
-    def _public(path: str) -> bool:
+    def public(path: str) -> bool:
         return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 

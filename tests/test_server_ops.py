@@ -70,10 +70,9 @@ def test_openapi_docs_are_served(api_url: str) -> None:
     assert {"/v1/ask", "/v1/chat/completions", "/v1/search", "/v1/documents"} <= set(spec["paths"])
 
 
-def test_api_key_guards_every_route_but_healthz(server_with) -> None:
+def test_api_key_guards_every_route_but_the_public_ones(server_with) -> None:
     url = server_with(api_key="s3cret-key")
-    guarded = [("GET", "/readyz", None), ("GET", "/metrics", None), ("GET", "/docs", None),
-               ("GET", "/openapi.json", None), ("GET", "/v1/documents", None),
+    guarded = [("GET", "/readyz", None), ("GET", "/metrics", None), ("GET", "/v1/documents", None),
                ("GET", "/v1/search?q=Clegg", None), ("DELETE", "/v1/documents/x.txt", None),
                ("POST", "/v1/ask", {"question": QUESTION}),
                ("POST", "/v1/ask", {"question": QUESTION, "stream": True}),
@@ -90,6 +89,15 @@ def test_api_key_guards_every_route_but_healthz(server_with) -> None:
                     headers={"Authorization": "Bearer s3cret-key"})
     assert ok.status_code == 200 and "Clegg" in ok.json()["answer"]
     assert httpx.get(f"{url}/readyz", headers={"Authorization": "Bearer s3cret-key"}).status_code == 200
+    # the page and the API's description stay public; the schema asks for the key where it is needed
+    for path in ("/", "/docs", "/redoc", "/docs/assets/swagger-ui-bundle.js"):
+        assert httpx.get(url + path).status_code == 200, path
+    spec = httpx.get(f"{url}/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["bearer"] == {
+        "type": "http", "scheme": "bearer", "description": "the server's RAG_API_KEY"}
+    assert spec["paths"]["/v1/ask"]["post"]["security"] == [{"bearer": []}]
+    assert spec["paths"]["/v1/chat/completions"]["post"]["security"] == [{"bearer": []}]
+    assert "security" not in spec["paths"]["/healthz"]["get"]
 
 
 def test_oversized_bodies_get_413(server_with) -> None:
