@@ -127,6 +127,11 @@ class Rag:
                               max_tokens=self.settings.max_answer_tokens,
                               max_question_chars=self.settings.max_question_chars)
 
+    def close(self) -> None:
+        """Release the index's files (the server calls this when it stops)."""
+        if self._store is not None and hasattr(self._store, "close"):
+            self._store.close()
+
     def check_backends(self) -> None:
         """Connect to the configured Chroma and LLM servers now, so that an
         unreachable one is one clear ``BackendError`` before any model loads."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -177,6 +178,15 @@ def _client(data_dir: Path, url: str | None) -> Any:
     return chromadb.PersistentClient(path=str(data_dir / "chroma"), settings=chroma_settings)
 
 
+def _close_client(client: Any) -> None:
+    close = getattr(client, "close", None)  # chromadb >= 1.1
+    if close is not None:
+        try:
+            close()
+        except Exception as exc:  # noqa: BLE001 - closing must not fail a shutdown
+            log.debug("closing the Chroma client: %s", exc)
+
+
 def _remote(method: F) -> F:
     """Turn a lost connection to a Chroma server into a one-line ``BackendError``."""
 
@@ -258,7 +268,18 @@ class ChromaStore:
             except Exception as exc:
                 raise BackendError(f"cannot open the Chroma collections: {exc}") from exc
             self._client = client
+            # chromadb keeps each embedded index's system (its open files) for the whole
+            # process unless every client of it is closed: close ours with the store
+            self._closing = weakref.finalize(self, _close_client, client)
         return self._wchunks, self._wsentences, self._wmeta
+
+    def close(self) -> None:
+        """Release the index's files (also done when the store is garbage-collected)."""
+        closing = getattr(self, "_closing", None)
+        if closing is not None:
+            closing()
+        self._client = None
+        self._chunks = self._sentences = self._meta = None
 
     def _reopen(self) -> None:
         """Open the embedded index afresh. Chroma keeps the vector index of an
@@ -273,6 +294,7 @@ class ChromaStore:
             if ident is not None:  # not stopped: other handles in this process keep working until they reopen too
                 SharedSystemClient._identifier_to_system.pop(ident, None)
                 SharedSystemClient._identifier_to_refcount.pop(ident, None)
+            self._closing.detach()  # closing the old client would release the new system of the same path
             self._client = None
         log.info("the index changed in another process: reopening it")
         self._open()

@@ -96,3 +96,26 @@ def test_a_write_in_the_same_process_is_read_at_once(tmp_path: Path, embedder: A
     assert "b.txt" in {h.source for h in engine.search("Who sells rye bread?").hits}
     engine.ingestor.remove("a.txt")
     assert {h.source for h in engine.search("When does the ferry leave?").hits} == {"b.txt"}
+
+
+def test_engines_that_are_closed_or_dropped_release_the_index_files(tmp_path: Path, embedder: Any) -> None:
+    import gc
+    import os
+
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    def cycle(i: int, close: bool) -> None:
+        engine = Rag(Settings(data_dir=tmp_path / f"data{i}"), embedder=embedder)
+        engine.ingestor.ingest_documents([Document("a.txt", "The ferry leaves at seven.")])
+        assert engine.search("When does the ferry leave?").hits
+        if close:
+            engine.close()
+
+    cycle(0, True)  # the first opens what every later one shares (thread pools, the engine's runtime)
+    gc.collect()
+    before = open_files()
+    for i in range(1, 7):
+        cycle(i, close=i % 2 == 0)
+        gc.collect()
+    assert open_files() <= before + 2  # before, each index written to kept about 20 files open
