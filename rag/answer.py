@@ -4,9 +4,12 @@
 2. ``HybridRetriever.retrieve``: -> ``SearchResult`` (chunks and their evidence units);
 3. ``rag.selection.select``: -> ``Selection`` (a pure function of the question, the
    retrieved material and the fitted ``SelectionPolicy``): abstain, or the units to cite;
-4. ``rag.drafting``: the model phrases the answer; the draft is verified;
-5. here: the answer, every sentence with ``[n]`` markers naming verbatim passages
-   (the verified draft, or else the cited units themselves).
+4. ``rag.drafting``: the model phrases the answer, a word at a time checked
+   against the evidence;
+5. ``Composer``: the answer, a sentence at a time: the draft's sentences that
+   hold, then the cited units that carry what the draft left out (all of them when
+   no draft sentence holds); every sentence with ``[n]`` markers naming verbatim
+   passages. A sentence is final as soon as it is kept (``FinalText``).
 
 Citations are correct by construction: markers are added here, never written by
 the model, and each names one of the selected units."""
@@ -20,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from rag.chunking import Span, split_sentences
-from rag.drafting import Drafter, clean_draft, verify_draft
+from rag.drafting import WHOLE, Drafter, clean_draft, code_terms, key_terms
 from rag.errors import EmptyQuestionError, IndexEmptyError
 from rag.followup import Turn, retrieval_query, standalone
 from rag.generation import Generator
@@ -28,7 +31,7 @@ from rag.question import Question, analyse
 from rag.retrieval import HybridRetriever, SearchResult
 from rag.selection import Candidate, Selection, SelectionPolicy, select
 from rag.text import tokens
-from rag.types import Answer, AnswerEvent, Citation, StreamEvent, Timings, TokenEvent
+from rag.types import Answer, AnswerEvent, AnswerStarted, Citation, FinalText, StreamEvent, Timings, TokenEvent
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,95 @@ def citation(marker: int, unit: Candidate) -> Citation:
     r = unit.record
     return Citation(marker, r.source, str(r.metadata.get("chunk_id", "")), r.start, r.end, r.text,
                     round(unit.probability, 4), r.section, r.page, r.title)
+
+
+class Composer:
+    """The answer's text from the model's draft, a sentence at a time, so that what
+    is final is known before the draft ends (an OpenAI stream cannot take text back).
+
+    A draft sentence is kept when it is whole, every word of it is the evidence's or
+    the question's (``Drafter`` stops at the first that is not), it says something
+    beyond the question, it keeps every name, number and code token of the units it
+    draws on (those it shares words with beyond the question; all units if none),
+    and every sentence before it was kept. It is final once the next sentence has
+    begun (or, the last one, once the draft has ended); it cites the units it draws
+    on, and the last kept sentence also every unit the draft covers that no
+    sentence drew on. Then the evidence completes the answer: each unit with a name,
+    number or code token that no kept sentence has is added as sentences of its
+    own, citing itself; with no kept sentence, every unit is (the answer is then the
+    evidence itself)."""
+
+    def __init__(self, question: str, citations: Sequence[Citation]) -> None:
+        self.question = question
+        self.citations = list(citations)
+        self._asked = set(tokens(question))
+        self._words = [set(tokens(c.text)) for c in self.citations]
+        self._allowed = self._asked.union(*self._words)
+        self._kept: list[str] = []  # the kept draft sentences, without markers
+        self._cited: set[int] = set()  # markers the kept sentences carry
+        self._last: tuple[str, list[int]] | None = None  # the last kept sentence, held until the draft ends
+        self._closed = False  # no later draft sentence is kept
+        self._finished = False
+        self.parts: list[str] = []  # the final parts of the text, in order
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def feed(self, draft: str, ended: bool = False) -> list[str]:
+        """The draft so far (``ended``: all of it) -> the parts that became final."""
+        new: list[str] = []
+        if not self._closed:
+            sentences = [span.text.strip() for span in split_sentences(clean_draft(draft))]
+            if sentences[:len(self._kept)] != self._kept:  # the split moved: keep what is final, no more
+                self._closed, sentences = True, []
+            for sentence in sentences[len(self._kept):len(sentences) if ended else -1]:
+                markers = self._draws_on(sentence)
+                if markers is None:
+                    self._closed = True
+                    break
+                if self._last:  # it was not the last sentence after all
+                    new.append(self._add(with_marker(*self._last)))
+                self._kept.append(sentence)
+                self._cited.update(markers)
+                self._last = (sentence, markers)
+        return new + (self.finish() if ended else [])
+
+    def finish(self) -> list[str]:
+        """The end of the draft: the last kept sentence, then the units that complete
+        the answer (see the class). Nothing is added after this."""
+        if self._finished:
+            return []
+        self._closed = self._finished = True
+        said = " ".join(self._kept)
+        got = set(tokens(said))
+        missing = [c for c in self.citations if not self._kept or key_terms(c.text, self.question) - got
+                   or any(term not in said for term in code_terms(c.text, self.question))]
+        new = []
+        if self._last:
+            sentence, markers = self._last
+            added = {c.marker for c in missing}
+            covered = {c.marker for c in self.citations} - self._cited - added
+            new.append(self._add(with_marker(sentence, sorted(set(markers) | covered))))
+        return new + [self._add(as_sentence(c.text, [c.marker])) for c in missing]
+
+    def _draws_on(self, sentence: str) -> list[int] | None:
+        """The markers of the units ``sentence`` draws on; None if it is not kept."""
+        got = set(tokens(sentence))
+        own = got - self._asked
+        if not WHOLE.search(sentence) or not got <= self._allowed or not own:
+            return None
+        units = [c for c, words in zip(self.citations, self._words) if own & words] or self.citations
+        for c in units:
+            if key_terms(c.text, self.question) - got or \
+                    any(term not in sentence for term in code_terms(c.text, self.question)):
+                return None
+        return [c.marker for c in units]
+
+    def _add(self, part: str) -> str:
+        text = f" {part}" if self.parts else part
+        self.parts.append(text)
+        return text
 
 
 class AnswerPipeline:
@@ -117,6 +209,7 @@ class AnswerPipeline:
         asked = prepare_question(question, self.max_question_chars)  # (warns once if truncated)
         q, selection, retrieval_ms = self.decide(asked, k, history, sources)
         timings = Timings(retrieval_ms=retrieval_ms)
+        yield AnswerStarted(q)
         first: list[float] = []
 
         def emit(text: str) -> TokenEvent:
@@ -127,24 +220,28 @@ class AnswerPipeline:
         if not selection.answerable:
             log.info("abstaining: %s", "; ".join(selection.reasons))
             yield emit(ABSTAIN_TEXT)
+            yield FinalText(ABSTAIN_TEXT)
             timings.ttft_ms = timings.total_ms = (time.perf_counter() - t0) * 1000
             yield AnswerEvent(Answer(asked, ABSTAIN_TEXT, True, [], timings, self.model_name, q))
             return
 
         citations = [citation(i + 1, unit) for i, unit in enumerate(selection.evidence)]
+        composer = Composer(q, citations)
         streamed: list[str] = []
         shown = ""
-        text = None
         if self._generator is not None:
             units = [c.text for c in citations]
             for piece in Drafter(self._generator(), self.max_tokens).stream(q, units, streamed):
                 shown += piece
                 yield emit(piece)
-            draft = clean_draft("".join(streamed))
-            if streamed and verify_draft(draft, " ".join(units), q):
-                text = with_marker(draft, [c.marker for c in citations])
-        if text is None:
-            text = " ".join(as_sentence(c.text, [c.marker]) for c in citations)
+                for part in composer.feed(shown):
+                    yield FinalText(part)
+            if streamed:  # emptied when the draft stopped at a word the evidence does not hold
+                for part in composer.feed(shown, ended=True):
+                    yield FinalText(part)
+        for part in composer.finish():
+            yield FinalText(part)
+        text = composer.text
         if not shown:
             yield emit(text)
         elif text.startswith(shown) and len(text) > len(shown):

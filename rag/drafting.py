@@ -4,10 +4,10 @@ and the draft is kept only if it says nothing the evidence does not.
 The model writes under a GBNF grammar that forbids brackets and new lines (so
 only the pipeline adds ``[n]`` markers). Its words are checked as they stream
 (every content word must come from the evidence or the question; the draft stops
-at the first one that does not) and once more when it is complete
-(``verify_draft``: the names, numbers and code tokens of the evidence are all
-kept, and it is one or more whole sentences). A draft that fails is dropped and
-the caller answers with the evidence itself."""
+at the first one that does not). ``rag.answer.Composer`` then keeps its whole
+sentences that hold and completes them with the evidence: the names, numbers
+and code tokens (``key_terms``, ``code_terms``) the draft left out come in the
+cited units themselves."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ _SCALE = re.compile(r"(?:hundred|thousand|million|billion|trillion|percent|dozen
 # identifiers, options and macros a draft must copy exactly: a.b, a_b, f(), -x/--xx, \\cmd
 _CODE_TOKEN = re.compile(r"\\[A-Za-z@:_]+|[A-Za-z_@][\w@]*(?:[._:][\w@]+)+(?:\(\))?|[A-Za-z_]\w*\(\)|"
                          r"(?<![\w-])--?[a-z][\w-]+")
-_WHOLE = re.compile(r"[.!?][\"'”’)\]]*$")
+WHOLE = re.compile(r"[.!?][\"'”’)\]]*$")
 
 
 def key_terms(evidence: str, question: str) -> set[str]:
@@ -52,20 +52,6 @@ def supported_word(word: str, allowed: set[str]) -> bool:
 def code_terms(evidence: str, question: str) -> set[str]:
     """Code-like tokens of the evidence the question does not already give."""
     return {m.group() for m in _CODE_TOKEN.finditer(evidence) if m.group() not in question}
-
-
-def verify_draft(draft: str, evidence: str, question: str) -> bool:
-    """Every word supported, every name, number and code token of the evidence
-    kept, something beyond the question said, and a whole sentence."""
-    got = set(tokens(draft))
-    allowed = set(tokens(evidence)) | set(tokens(question))
-    if not got or not got <= allowed or not _WHOLE.search(draft.strip()):
-        return False
-    if not key_terms(evidence, question) <= got:
-        return False
-    if any(term not in draft for term in code_terms(evidence, question)):
-        return False
-    return bool(got - set(tokens(question)))
 
 
 def _may_start_filler(text: str) -> bool:
@@ -133,9 +119,10 @@ class Drafter:
 
     def stream(self, question: str, evidence: Sequence[str], streamed: list[str]) -> Iterator[str]:
         """Stream the model's reply as it comes, once it cannot be a filler any
-        more; stop at the first complete word the evidence does not support (the
-        caller then falls back, and the consumer shows the final answer in place
-        of what was streamed)."""
+        more; stop at the first complete word the evidence does not support, and
+        empty ``streamed`` then (the caller keeps only the whole sentences before
+        that word, and the consumer shows the final answer in place of what was
+        streamed)."""
         allowed = set(tokens(" ".join(evidence))) | set(tokens(question))
         reply = ""
         buf = ""  # the last word, which may still grow

@@ -54,10 +54,27 @@ class TokenEvent:
 
 
 @dataclass(frozen=True)
+class AnswerStarted:
+    """The question is searched and the evidence chosen: the answer is being
+    written (the first event of every stream)."""
+
+    standalone_question: str
+
+
+@dataclass(frozen=True)
+class FinalText:
+    """Answer text that will not change: an answer's text starts with the
+    ``FinalText`` of its stream, in order, joined as they are (what a consumer
+    that cannot take text back, such as an OpenAI stream, may send at once)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class AnswerEvent:
     """The final, verified answer (always the last event of a stream)."""
 
     answer: Answer
 
 
-StreamEvent = Union[TokenEvent, AnswerEvent]
+StreamEvent = Union[AnswerStarted, TokenEvent, FinalText, AnswerEvent]

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer import ABSTAIN_TEXT, Turn, as_sentence, prepare_question, retrieval_query, with_marker
+from rag.answer import ABSTAIN_TEXT, Composer, Turn, as_sentence, prepare_question, retrieval_query, with_marker
 from rag.drafting import clean_draft
 from rag.errors import EmptyQuestionError, ModelError
-from rag.types import AnswerEvent, TokenEvent
+from rag.types import AnswerEvent, Citation, FinalText, TokenEvent
 from tests.test_selection import INJECTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +35,75 @@ def test_a_cited_unit_becomes_a_whole_sentence() -> None:
     assert as_sentence("The Army\n  deploys AI.", [1]) == "The Army deploys AI [1]."
     assert as_sentence("path.win32", [2]) == "path.win32 [2]."  # a code unit is closed
     assert as_sentence("Is it? Yes!", [1]) == "Is it [1]? Yes [1]!"  # every sentence of a passage is marked
+
+
+def _cite(*texts: str) -> list[Citation]:
+    return [Citation(i, f"s{i}.txt", f"c{i}", 0, len(t), t, 1.0) for i, t in enumerate(texts, 1)]
+
+
+def compose(question: str, evidence: list[str], draft: str) -> Composer:
+    """A Composer fed ``draft`` a word at a time, as the model streams it; the parts
+    it makes final along the way always add up to its text."""
+    composer = Composer(question, _cite(*evidence))
+    parts, so_far = [], ""
+    for word in re.findall(r"\S+\s*", draft):
+        so_far += word
+        parts += composer.feed(so_far)
+    parts += composer.feed(so_far, ended=True)
+    assert "".join(parts) == composer.text
+    return composer
+
+
+DOWNLOADS = "As of August, the company’s software has been downloaded more than 350 million times."
+DOWNLOADS_Q = "How many times had Meta's software been downloaded as of August?"
+
+
+def test_a_draft_that_keeps_every_name_and_number_is_the_answer() -> None:
+    composer = compose(DOWNLOADS_Q, [DOWNLOADS], "The software has been downloaded more than 350 million times.")
+    assert composer.text == "The software has been downloaded more than 350 million times [1]."
+
+
+@pytest.mark.parametrize("draft", [
+    "It was downloaded 350 times.",  # drops "million": not kept, whatever else it says
+    "The software has been downloaded 400 million times.",  # a number the evidence does not hold
+    "The software was downloaded by many happy users 350 million times.",  # words the evidence does not hold
+    "Meta software downloaded August.",  # drops 350 million
+    "The software has been downloaded more than 350 million",  # not a whole sentence
+])
+def test_a_draft_that_does_not_hold_gives_the_evidence_itself(draft: str) -> None:
+    composer = compose(DOWNLOADS_Q, [DOWNLOADS], draft)
+    assert composer.text == as_sentence(DOWNLOADS, [1])
+
+
+def test_a_draft_keeps_code_tokens_exactly() -> None:
+    ev = "Use functools.cmp_to_key() to convert an old-style comparison function."
+    q = "Which helper converts a comparison function?"
+    assert compose(q, [ev], "Use functools.cmp_to_key() to convert a comparison function.").text == \
+        "Use functools.cmp_to_key() to convert a comparison function [1]."
+    assert compose(q, [ev], "Use functools cmp to key to convert a comparison function.").text == as_sentence(ev, [1])
+
+
+def test_a_sentence_is_final_once_the_next_is_kept_and_the_evidence_completes_the_draft() -> None:
+    ferry = "The ferry to Brava leaves at 7:30."
+    cafe = "Coffee is sold on board by Mar Azul."
+    price = "A return ticket costs 12 euros."
+    composer = Composer("When does the ferry to Brava leave, and what does a ticket cost?",
+                        _cite(ferry, cafe, price))
+    assert composer.feed("The ferry leaves at 7:30. Coffee") == []  # held: the last kept so far
+    assert composer.feed("The ferry leaves at 7:30. Coffee is sold by Mar Azul. A") == [
+        "The ferry leaves at 7:30 [1]."]  # final once the next sentence is kept
+    # the ticket sentence drops "12": not kept, so the draft ends there and the evidence completes it
+    rest = composer.feed("The ferry leaves at 7:30. Coffee is sold by Mar Azul. A return ticket costs euros.",
+                         ended=True)
+    assert rest == [" Coffee is sold by Mar Azul [2].", " " + as_sentence(price, [3])]
+    assert composer.text == "The ferry leaves at 7:30 [1]. Coffee is sold by Mar Azul [2]. " + as_sentence(price, [3])
+
+
+def test_the_last_kept_sentence_cites_what_the_draft_covers_and_nothing_is_added_twice() -> None:
+    composer = compose("What does the harbour do?", ["The harbour opened long ago.", "It serves ferries daily."],
+                       "The harbour serves ferries daily.")
+    assert composer.text == "The harbour serves ferries daily [1] [2]."
+    assert composer.finish() == [] and composer.feed("More.", ended=True) == []
 
 
 def test_prepare_question() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.drafting import _may_start_filler, _release, clean_draft, code_terms, key_terms, verify_draft
+from rag.drafting import _may_start_filler, _release, clean_draft, code_terms, key_terms
 
 
 def test_key_terms_are_names_and_numbers_not_in_the_question() -> None:
@@ -12,29 +12,9 @@ def test_key_terms_are_names_and_numbers_not_in_the_question() -> None:
     assert "download" not in keys
 
 
-def test_verify_draft_rejects_invented_words_and_dropped_numbers() -> None:
-    ev = "As of August, the company’s software has been downloaded more than 350 million times."
-    q = "How many times had Meta's software been downloaded as of August?"
-    assert verify_draft("The software has been downloaded more than 350 million times.", ev, q)
-    assert not verify_draft("It was downloaded 350 times.", ev, q)  # drops "million"
-    assert not verify_draft("The software has been downloaded 400 million times.", ev, q)
-    assert not verify_draft("The software was downloaded by many happy users 350 million times.", ev, q)
-    assert not verify_draft("Meta software downloaded August.", ev, q)  # drops 350 million
-
-
-def test_a_draft_must_be_a_whole_sentence() -> None:
-    ev = "The archive is updated twice every day."
-    q = "How often is the archive updated?"
-    assert verify_draft("The archive is updated twice every day.", ev, q)
-    assert not verify_draft("The archive is updated twice every", ev, q)
-
-
-def test_a_draft_keeps_code_tokens_exactly() -> None:
+def test_code_terms_are_identifiers_options_and_calls() -> None:
     ev = "Use functools.cmp_to_key() to convert an old-style comparison function."
-    q = "Which helper converts a comparison function?"
-    assert "functools.cmp_to_key()" in code_terms(ev, q)
-    assert verify_draft("Use functools.cmp_to_key() to convert a comparison function.", ev, q)
-    assert not verify_draft("Use functools cmp to key to convert a comparison function.", ev, q)
+    assert "functools.cmp_to_key()" in code_terms(ev, "Which helper converts a comparison function?")
 
 
 def test_clean_draft_strips_filler() -> None:

@@ -105,8 +105,8 @@ def test_streaming_sends_the_role_at_once_and_only_verified_text(client, count) 
     assert extras["citations"] and extras["abstained"] is False and extras["standalone_question"] == DELOITTE
     text = content_of(chunks)
     assert last.usage.completion_tokens == count(text) and last.usage.prompt_tokens == count(DELOITTE)
-    # the role goes out when the pipeline's first draft token does; the text once the
-    # draft is verified, when generation has ended: the role is ahead by about that time
+    # the role goes out once the evidence is chosen, before the model writes; the text
+    # once the draft's sentence is verified, when generation has ended
     generating_s = (extras["timings"]["total_ms"] - extras["timings"]["ttft_ms"]) / 1000
     print(f"\nrole chunk {t_role:.3f} s, first text {t_text:.3f} s, last chunk {t_last:.3f} s, "
           f"server ttft {extras['timings']['ttft_ms']:.0f} ms, total {extras['timings']['total_ms']:.0f} ms")
@@ -261,6 +261,43 @@ def test_a_withdrawn_draft_is_never_sent() -> None:
     assert chunks[0].choices[0].delta.role == "assistant"
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Meta will allow it [1]."
     assert chunks[-1].standalone_question == "q?" and chunks[-1].choices[0].finish_reason == "stop"
+
+
+async def _final_parts(answer: Answer) -> AsyncIterator[StreamEvent]:
+    from rag.types import FinalText, TokenEvent
+
+    yield TokenEvent("The ferry leaves at 7:30. Coffee")
+    yield FinalText("The ferry leaves at 7:30 [1].")
+    yield TokenEvent(" is sold on board.")
+    yield FinalText(" Coffee is sold on board [2].")
+    yield AnswerEvent(answer)
+
+
+def test_final_parts_go_out_as_they_come_and_the_answer_adds_only_the_rest() -> None:
+    from rag.types import AnswerStarted
+
+    answer = Answer("q?", "The ferry leaves at 7:30 [1]. Coffee is sold on board [2]. Tickets cost 12 euros [3].",
+                    False, [LOCATED])
+    chunks = [ChatCompletionChunk.model_validate_json(c) for c in
+              _chunks(AnswerStarted("q?"), _final_parts(answer))[:-1]]
+    deltas = [c.choices[0].delta.content for c in chunks if c.choices[0].delta.content]
+    assert deltas == ["The ferry leaves at 7:30 [1].", " Coffee is sold on board [2].", " Tickets cost 12 euros [3]."]
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_with_max_tokens_the_text_goes_out_once_cut() -> None:
+    answer = Answer("q?", "The ferry leaves at 7:30 [1]. Coffee is sold on board [2].", False, [LOCATED])
+
+    async def collect() -> list[str]:
+        from rag.types import AnswerStarted
+
+        return [e async for e in stream_chunks("chatcmpl-x", "m", AnswerStarted("q?"), _final_parts(answer),
+                                               lambda a: make_reply(a, 6, words, 1), progressive=False)]
+
+    chunks = [ChatCompletionChunk.model_validate_json(b[6:-2]) for b in asyncio.run(collect())[:-1]]
+    assert [c.choices[0].delta.content for c in chunks if c.choices[0].delta.content] == [
+        "The ferry leaves at 7:30 [1]."]
+    assert chunks[-1].choices[0].finish_reason == "length"
 
 
 def test_a_located_citation_keeps_section_and_page_in_the_stream() -> None:

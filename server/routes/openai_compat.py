@@ -14,11 +14,14 @@ is counted with the same tokenizer.
 
 OpenAI streams are append-only, while the pipeline may withdraw a draft that fails
 verification (``POST /v1/ask`` streams say so with their ``citations`` event). So
-a stream sends only final text: the role chunk as soon as the pipeline has started
-answering, and then text once the pipeline has made it final. The pipeline
-verifies a draft as a whole, once it is complete, so today the answer's text is
-final, and sent, when generation ends; the deltas always add up to the
-non-streamed content."""
+a stream sends only final text: the role chunk as soon as the evidence is chosen
+(``AnswerStarted``), then each part of the answer as the pipeline makes it final
+(``FinalText``: a sentence of the model's once it is verified whole, which needs
+the whole sentence, as the names and numbers it must keep can come anywhere in
+it; the evidence that completes the draft; an abstention at once). So a
+one-sentence answer arrives in one piece when its sentence is done. With
+``max_tokens`` the text goes out once the answer is complete (the cut is made on
+the whole answer). The deltas always add up to the non-streamed content."""
 
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ from fastapi.responses import StreamingResponse
 from rag.chunking import split_sentences
 from rag.errors import InputError, NotFoundError, RagError
 from rag.followup import Turn, standalone
-from rag.types import Answer, AnswerEvent, StreamEvent
+from rag.types import Answer, AnswerEvent, FinalText, StreamEvent
 from server.errors import rag_error_body
 from server.routes._deps import ANSWER_ERROR_RESPONSES, ERROR_RESPONSES, require_json, service
 from server.schemas import ChatCompletion, ChatRequest, ErrorOut, ModelList, ModelOut, chat_event_schema
@@ -131,20 +134,27 @@ def _chunk(cid: str, created: int, model: str, delta: dict[str, object], finish:
 
 
 async def stream_chunks(cid: str, model: str, first: StreamEvent, rest: AsyncIterator[StreamEvent],
-                        reply: Callable[[Answer], Reply]) -> AsyncIterator[str]:
+                        reply: Callable[[Answer], Reply], progressive: bool = True) -> AsyncIterator[str]:
     """The chunks of one streamed completion: the role chunk at once, then the
-    answer's text as it becomes final (draft pieces are never sent: a draft may
-    still be withdrawn), then a last chunk with the finish reason, usage and the
-    extensions, and ``[DONE]``; or an error body and ``[DONE]``."""
+    answer's text as it becomes final (``FinalText``; draft pieces are never sent:
+    a draft may still be withdrawn; with ``progressive`` off, all at the end), then a
+    last chunk with the finish reason, usage and the extensions, and ``[DONE]``; or
+    an error body and ``[DONE]``."""
     created = int(time.time())
+    sent = ""
     try:
         yield _chunk(cid, created, model, {"role": "assistant", "content": ""})
         event: StreamEvent | None = first
         while event is not None:
-            if isinstance(event, AnswerEvent):  # the verified answer: all of it is final now
+            if isinstance(event, FinalText) and progressive:
+                sent += event.text
+                yield _chunk(cid, created, model, {"content": event.text})
+            elif isinstance(event, AnswerEvent):  # the answer: all of it is final now
                 r = reply(event.answer)
-                if r.content:
-                    yield _chunk(cid, created, model, {"content": r.content})
+                if not r.content.startswith(sent):  # never: the answer starts with its final parts
+                    raise RuntimeError("the answer does not start with the text already streamed")
+                if r.content[len(sent):]:
+                    yield _chunk(cid, created, model, {"content": r.content[len(sent):]})
                 yield _chunk(cid, created, model, {"citations": r.extras["citations"]}, r.finish_reason,
                              usage=r.usage, **r.extras)
             event = await anext(rest, None)
@@ -210,5 +220,6 @@ async def chat_completions(body: ChatRequest, request: Request) -> object:
                              "message": {"role": "assistant", "content": r.content, **r.extras}}],
                 "usage": r.usage, **r.extras}
     first, events = await svc.start_stream(question, body.top_k, history, body.sources)
-    return StreamingResponse(stream_chunks(cid, model, first, events, reply), media_type="text/event-stream",
+    return StreamingResponse(stream_chunks(cid, model, first, events, reply, progressive=limit is None),
+                             media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
