@@ -175,9 +175,9 @@ class AnswerPipeline:
         self.max_question_chars = max_question_chars
 
     def ask(self, question: str, k: int = 5, history: Sequence[Turn] = (),
-            sources: frozenset[str] | None = None) -> Answer:
+            sources: frozenset[str] | None = None, instructions: str = "") -> Answer:
         final: Answer | None = None
-        for event in self.stream(question, k, history, sources):
+        for event in self.stream(question, k, history, sources, instructions):
             if isinstance(event, AnswerEvent):
                 final = event.answer
         assert final is not None
@@ -204,7 +204,10 @@ class AnswerPipeline:
         return analysed.text, selection, (time.perf_counter() - t0) * 1000
 
     def stream(self, question: str, k: int = 5, history: Sequence[Turn] = (),
-               sources: frozenset[str] | None = None) -> Iterator[StreamEvent]:
+               sources: frozenset[str] | None = None, instructions: str = "") -> Iterator[StreamEvent]:
+        """The answer's events (see ``rag.types``). ``instructions``: the caller's own
+        instructions for the model (an OpenAI client's system messages), given to it
+        after the pipeline's; the answer is verified all the same."""
         t0 = time.perf_counter()
         asked = prepare_question(question, self.max_question_chars)  # (warns once if truncated)
         q, selection, retrieval_ms = self.decide(asked, k, history, sources)
@@ -231,7 +234,8 @@ class AnswerPipeline:
         shown = ""
         if self._generator is not None:
             units = [c.text for c in citations]
-            for piece in Drafter(self._generator(), self.max_tokens).stream(q, units, streamed):
+            for piece in Drafter(self._generator(), self.max_tokens).stream(q, units, streamed,
+                                                                              instructions):
                 shown += piece
                 yield emit(piece)
                 for part in composer.feed(shown):

@@ -92,11 +92,13 @@ def clean_draft(text: str) -> str:
     return text
 
 
-def build_messages(question: str, evidence: Sequence[str]) -> list[dict[str, str]]:
-    """The system prompt, the evidence and question, and a prefill that starts the
-    reply at the answer itself (no lead-in to strip, so its first word can stream)."""
+def build_messages(question: str, evidence: Sequence[str], instructions: str = "") -> list[dict[str, str]]:
+    """The system prompt (the caller's ``instructions`` after it), the evidence and
+    question, and a prefill that starts the reply at the answer itself (no lead-in
+    to strip, so its first word can stream)."""
     ev = "\n".join(" ".join(e.split()) for e in evidence)
-    return [{"role": "system", "content": SYSTEM_PROMPT},
+    system = f"{SYSTEM_PROMPT}\n{instructions.strip()}" if instructions.strip() else SYSTEM_PROMPT
+    return [{"role": "system", "content": system},
             {"role": "user", "content": f"Evidence: {ev}\nQuestion: {question}"},
             {"role": "assistant", "content": ANSWER_PREFILL}]
 
@@ -117,7 +119,8 @@ class Drafter:
         self.generator = generator
         self.max_tokens = max_tokens
 
-    def stream(self, question: str, evidence: Sequence[str], streamed: list[str]) -> Iterator[str]:
+    def stream(self, question: str, evidence: Sequence[str], streamed: list[str],
+               instructions: str = "") -> Iterator[str]:
         """Stream the model's reply as it comes, once it cannot be a filler any
         more; stop at the first complete word the evidence does not support, and
         empty ``streamed`` then (the caller keeps only the whole sentences before
@@ -127,7 +130,8 @@ class Drafter:
         reply = ""
         buf = ""  # the last word, which may still grow
         held = True  # hold the first words back until a filler prefix can be stripped
-        pieces = self.generator.stream(build_messages(question, evidence), self.max_tokens, ANSWER_GRAMMAR)
+        pieces = self.generator.stream(build_messages(question, evidence, instructions), self.max_tokens,
+                                       ANSWER_GRAMMAR)
         try:
             for piece in pieces:
                 reply += piece

@@ -171,12 +171,14 @@ class Rag:
         return frozenset(chosen)
 
     def ask(self, question: str, k: int | None = None, history: "Sequence[Turn]" = (),
-            sources: Sequence[str] | None = None) -> "Answer":
-        return self.pipeline.ask(question, k or self.settings.top_k, history, self.resolve_sources(sources))
+            sources: Sequence[str] | None = None, instructions: str = "") -> "Answer":
+        return self.pipeline.ask(question, k or self.settings.top_k, history, self.resolve_sources(sources),
+                                 instructions)
 
     def ask_stream(self, question: str, k: int | None = None, history: "Sequence[Turn]" = (),
-                   sources: Sequence[str] | None = None) -> "Iterator[StreamEvent]":
-        return self.pipeline.stream(question, k or self.settings.top_k, history, self.resolve_sources(sources))
+                   sources: Sequence[str] | None = None, instructions: str = "") -> "Iterator[StreamEvent]":
+        return self.pipeline.stream(question, k or self.settings.top_k, history, self.resolve_sources(sources),
+                                    instructions)
 
     def search(self, query: str, k: int | None = None, sources: Sequence[str] | None = None) -> "SearchResult":
         from rag.errors import EmptyQuestionError

@@ -57,11 +57,14 @@ class Service:
         return reject_control_chars(question, what)
 
     async def answer_events(self, question: str, top_k: int | None, history: Sequence[Turn] = (),
-                            sources: Sequence[str] | None = None) -> AsyncIterator[StreamEvent]:
+                            sources: Sequence[str] | None = None,
+                            instructions: str = "") -> AsyncIterator[StreamEvent]:
         """The pipeline's events, produced in a worker thread behind the gate
-        (``sources``: answer only from these document ids or id prefixes)."""
+        (``sources``: answer only from these document ids or id prefixes;
+        ``instructions``: the client's own, for the model)."""
         deadline = time.monotonic() + self.settings.request_timeout
-        events = self.gate.stream(lambda: self.rag.ask_stream(question, top_k, history, sources), deadline)
+        events = self.gate.stream(lambda: self.rag.ask_stream(question, top_k, history, sources, instructions),
+                                  deadline)
         try:
             async for event in events:
                 if isinstance(event, AnswerEvent):
@@ -73,10 +76,11 @@ class Service:
             await events.aclose()
 
     async def start_stream(self, question: str, top_k: int | None, history: Sequence[Turn] = (),
-                           sources: Sequence[str] | None = None) -> tuple[StreamEvent, AsyncIterator[StreamEvent]]:
+                           sources: Sequence[str] | None = None,
+                           instructions: str = "") -> tuple[StreamEvent, AsyncIterator[StreamEvent]]:
         """The first event and the rest: errors before the first event (busy, empty
         index, ...) raise here, so they become plain JSON errors, not a stream."""
-        events = self.answer_events(question, top_k, history, sources)
+        events = self.answer_events(question, top_k, history, sources, instructions)
         try:
             return await anext(events), events
         except BaseException:
@@ -84,9 +88,9 @@ class Service:
             raise
 
     async def answer(self, question: str, top_k: int | None, history: Sequence[Turn] = (),
-                     sources: Sequence[str] | None = None) -> AnswerEvent:
+                     sources: Sequence[str] | None = None, instructions: str = "") -> AnswerEvent:
         final: AnswerEvent | None = None
-        async for event in self.answer_events(question, top_k, history, sources):
+        async for event in self.answer_events(question, top_k, history, sources, instructions):
             if isinstance(event, AnswerEvent):
                 final = event
         assert final is not None, "the pipeline always ends with an AnswerEvent"

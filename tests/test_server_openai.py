@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 
@@ -153,13 +154,33 @@ def test_max_tokens_below_one_sentence_keeps_whole_words(client, count) -> None:
     assert resp.usage.completion_tokens == count(text)
 
 
-def test_system_messages_are_accepted_and_do_not_change_the_answer(client) -> None:
-    plain = ask(client, CLEGG).choices[0].message.content
+def test_system_messages_reach_the_model_and_the_answer_stays_verified(client, seeded_engine,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag import drafting
+
+    prompts: list[str] = []
+    real = drafting.build_messages
+    monkeypatch.setattr(drafting, "build_messages",
+                        lambda *a, **k: prompts.append(real(*a, **k)[0]["content"]) or real(*a, **k))
+    plain = ask(client, CLEGG).model_extra
     for role in ("system", "developer"):
         resp = client.chat.completions.create(model="m", messages=[
             {"role": role, "content": "You are a pirate. Answer in French."},
             {"role": "user", "content": CLEGG}])
-        assert resp.choices[0].message.content == plain
+        assert prompts[-1].endswith("\nYou are a pirate. Answer in French.")  # after the pipeline's own prompt
+        told = resp.model_extra
+        assert told["abstained"] is False and "Clegg" in resp.choices[0].message.content
+        assert [c["chunk_id"] for c in told["citations"]] == [c["chunk_id"] for c in plain["citations"]]
+        for sentence in re.split(r"(?<=[.!?])\s+", resp.choices[0].message.content):
+            assert re.search(r"\[\d+\]", sentence), sentence  # every sentence cites
+    assert not prompts[0].endswith("French.")  # none given: the pipeline's prompt alone
+
+
+def test_overlong_system_messages_get_400(client) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model="m", messages=[{"role": "system", "content": "Be brief. " * 500},
+                                                            {"role": "user", "content": CLEGG}])
+    assert "at most 4000" in str(err.value)
 
 
 def test_follow_up_is_made_standalone(client) -> None:

@@ -2,9 +2,10 @@
 
 The last user message is the question; earlier user/assistant turns are the
 history that resolves follow-ups (each earlier question made standalone in turn,
-as ``rag chat`` keeps them). System (and developer, tool) messages are accepted,
-so front-ends that always send one work, and not used: the answer comes from the
-documents, phrased under the pipeline's own fixed prompt. The answer text
+as ``rag chat`` keeps them). System and developer messages are given to the model
+after the pipeline's own prompt (at most MAX_INSTRUCTION_CHARS; tool messages are
+accepted and not used); whatever they ask, the answer is verified against the
+evidence like any other, so they can change its phrasing, never what it claims. The answer text
 carries the ``[n]`` markers; ``citations``, ``abstained``, ``timings`` and
 ``standalone_question`` travel on the message and the completion (and on the last
 stream chunk). ``max_tokens`` caps the content in tokens of the model's
@@ -66,6 +67,22 @@ def conversation(body: ChatRequest) -> tuple[str, list[Turn]]:
             history.append(Turn(pending, text, " ".join(standalone(pending, history).split())))
             pending = None
     return turns[-1].text(), history
+
+
+# The longest system/developer text passed to the model: with the evidence it must fit
+# the model's context (2,048 tokens by default, about 4 characters each)
+MAX_INSTRUCTION_CHARS = 4000
+
+
+def instructions(body: ChatRequest) -> str:
+    """The system and developer messages, for the model (after the pipeline's own
+    prompt); 400 when longer than MAX_INSTRUCTION_CHARS."""
+    text = "\n".join(reject_control_chars(m.text(), f"{m.role} message") for m in body.messages
+                     if m.role in ("system", "developer") and m.text().strip())
+    if len(text) > MAX_INSTRUCTION_CHARS:
+        raise InputError(f"system and developer messages: {len(text)} characters, at most "
+                         f"{MAX_INSTRUCTION_CHARS} are taken")
+    return text
 
 
 # --- max_tokens and usage --------------------------------------------------------
@@ -201,9 +218,10 @@ _CHAT_DOC: dict[int | str, dict[str, object]] = {
 @router.post("/v1/chat/completions", responses=_CHAT_DOC, dependencies=[Depends(require_json)])
 async def chat_completions(body: ChatRequest, request: Request) -> object:
     """OpenAI-compatible chat: the last user message is the question, earlier turns are history;
-    system messages are accepted and not used."""
+    system and developer messages go to the model after the pipeline's own prompt."""
     svc = service(request)
     question, history = conversation(body)
+    told = instructions(body)
     svc.check_question(question)
     prompt_tokens = sum(svc.count_tokens(m.text()) for m in body.messages)
     limit = body.token_limit()
@@ -214,12 +232,12 @@ async def chat_completions(body: ChatRequest, request: Request) -> object:
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     model = svc.rag.model_name
     if not body.stream:
-        r = reply((await svc.answer(question, body.top_k, history, body.sources)).answer)
+        r = reply((await svc.answer(question, body.top_k, history, body.sources, told)).answer)
         return {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
                 "choices": [{"index": 0, "finish_reason": r.finish_reason,
                              "message": {"role": "assistant", "content": r.content, **r.extras}}],
                 "usage": r.usage, **r.extras}
-    first, events = await svc.start_stream(question, body.top_k, history, body.sources)
+    first, events = await svc.start_stream(question, body.top_k, history, body.sources, told)
     return StreamingResponse(stream_chunks(cid, model, first, events, reply, progressive=limit is None),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
