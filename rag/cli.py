@@ -234,6 +234,9 @@ def chat(
     ChatSession(engine, out, sources=source).run()
 
 
+MAX_REQUEST_HEAD_BYTES = 64 * 1024  # request line and headers of one HTTP request ('rag serve')
+
+
 @app.command()
 def serve(
     host: Annotated[Optional[str], typer.Option("--host", help="Address to listen on [env RAG_HOST; default 127.0.0.1].")] = None,
@@ -258,7 +261,9 @@ def serve(
     _engine(settings).check_backends()  # one clear line if a server is unreachable, before any worker starts
     err.print(f"serving on http://{settings.host}:{settings.port} (Ctrl-C to stop)", highlight=False)
     uvicorn.run("server.app:app_from_env", factory=True, host=settings.host, port=settings.port,
-                workers=workers, log_level="info", timeout_graceful_shutdown=5)
+                workers=workers, log_level="info", timeout_graceful_shutdown=5,
+                # h11, whose parser bounds a request's head (httptools took a 200 MB header)
+                http="h11", h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -104,6 +104,13 @@ class RequestTimeoutError(RagError):
     kind = "timeout"
 
 
+class ForbiddenError(RagError):
+    """A request the server will not act on, whoever sends it (a cross-site write)."""
+
+    http_status = 403
+    kind = "forbidden"
+
+
 class AuthError(RagError):
     http_status = 401
     kind = "unauthorized"

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
                                                    "shipped as rag/policy.json; make your own with eval/fit_policy.py).")
     use_llm: bool = Field(True, description="Let the LLM phrase answers (else purely extractive).")
     api_key: SecretStr | None = Field(None, description="When set, the HTTP API needs 'Authorization: Bearer <key>'.")
+    allowed_hosts: str = Field("", description="More Host names the server answers to, comma-separated "
+                                               "('*.example.org', '*' for any); it always answers to localhost, "
+                                               "127.0.0.1, ::1 and the address it listens on (400 for others).")
+    cors_origins: str = Field("", description="Origins (https://app.example.org), comma-separated, whose pages "
+                                              "may call the API from a browser, writes included (CORS); none by "
+                                              "default.")
     host: str = Field("127.0.0.1", description="Address 'rag serve' listens on.")
     port: int = Field(8000, ge=0, le=65535, description="Port 'rag serve' listens on.")
     max_queue: int = Field(16, ge=0, le=10_000,
@@ -82,6 +88,33 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("api_key")
+    @classmethod
+    def _usable_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """An empty key would turn authentication off without a word, and one that
+        starts or ends with whitespace could never be sent (HTTP trims header values)."""
+        if value is not None:
+            key = value.get_secret_value()
+            if not key:
+                raise ValueError("is empty: give a key, or unset it to run without one")
+            if key != key.strip():
+                raise ValueError("starts or ends with whitespace, which an Authorization header cannot carry")
+        return value
+
+    @staticmethod
+    def _names(value: str) -> list[str]:
+        return [part.strip() for part in value.split(",") if part.strip()]
+
+    @property
+    def host_names(self) -> list[str]:
+        """``allowed_hosts`` as a list."""
+        return self._names(self.allowed_hosts)
+
+    @property
+    def origins(self) -> list[str]:
+        """``cors_origins`` as a list."""
+        return self._names(self.cors_origins)
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from rag.engine import Rag
@@ -16,6 +17,7 @@ from rag.settings import Settings, get_settings
 from server import errors
 from server.gate import Gate
 from server.metrics import Metrics
+from server.guard import RequestOriginMiddleware, default_hosts
 from server.middleware import AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
 from server.routes import ask, docs, documents, health, openai_compat, search, web
 from server.schemas import ErrorOut
@@ -68,6 +70,12 @@ def create_app(settings: Settings | None = None, engine: Rag | None = None) -> F
     # outermost first: metrics see every response, auth runs before body reading
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
     app.add_middleware(AuthMiddleware, api_key=settings.api_key.get_secret_value() if settings.api_key else None)
+    # the Host and a browser's writes are checked before the key (server.guard)
+    app.add_middleware(RequestOriginMiddleware, allowed_hosts=default_hosts(settings.host) + settings.host_names,
+                       allowed_origins=settings.origins)
+    if settings.origins:  # CORS stays closed unless origins are configured
+        app.add_middleware(CORSMiddleware, allow_origins=settings.origins, allow_methods=["*"],
+                           allow_headers=["*"], max_age=600)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 

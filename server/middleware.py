@@ -15,8 +15,7 @@ from rag.errors import AuthError, PayloadTooLargeError, RagError
 from server.errors import rag_error_body
 from server.metrics import Metrics
 
-# The web page and its assets hold no data; they ask for the key when the API needs one.
-# the page and the API's description are public; the page asks for the key, and
+# The page and the API's description are public; the page asks for the key, and
 # Swagger UI's "Authorize" button takes it (the schema declares the bearer scheme)
 PUBLIC_PATHS = ("/healthz", "/", "/favicon.ico", "/docs", "/redoc", "/openapi.json")
 PUBLIC_PREFIXES = ("/static/", "/docs/assets/")

@@ -130,3 +130,31 @@ def test_the_generation_gate_gets_its_slots_from_the_settings(overrides: dict[st
     from server.app import generation_slots
 
     assert generation_slots(Settings(**overrides)) == slots  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("key", ["", " s3cret", "s3cret ", "\ts3cret"])
+def test_an_empty_or_padded_api_key_is_refused(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    monkeypatch.setenv("RAG_API_KEY", key)
+    with pytest.raises(ValidationError) as err:
+        get_settings()
+    assert err.value.errors()[0]["loc"] == ("api_key",)
+
+
+def test_rag_serve_refuses_an_empty_api_key_in_one_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RAG_API_KEY": "", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "rag", "serve", "--data-dir", str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("error: RAG_API_KEY: Value error, is empty: give a key, or unset it to run "
+                                   "without one")
+
+
+def test_host_and_origin_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_ALLOWED_HOSTS", " rag.example.org, *.lan ,")
+    monkeypatch.setenv("RAG_CORS_ORIGINS", "https://app.example.org")
+    settings = get_settings()
+    assert settings.host_names == ["rag.example.org", "*.lan"] and settings.origins == ["https://app.example.org"]
