@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="Port 'rag serve' listens on.")
     max_queue: int = Field(16, ge=0, le=10_000,
                            description="Answer requests allowed to wait for the model; more get 503 + Retry-After.")
+    max_write_queue: int = Field(8, ge=0, le=10_000,
+                                 description="Document writes (uploads, deletes) allowed to wait for the one in "
+                                             "progress; more get 503 + Retry-After.")
     request_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds an answer request may take, queue included.")
     max_question_bytes: int = Field(8192, ge=64, le=1_000_000, description="Longer questions get HTTP 413.")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest JSON request body (HTTP 413 above).")

@@ -34,7 +34,8 @@ def create_app(settings: Settings | None = None, engine: Rag | None = None) -> F
     gate = Gate(concurrency=generation_slots(settings), max_queue=settings.max_queue)
     holder: dict[str, Service] = {}
     metrics = Metrics(queue_depth=lambda: gate.waiting,
-                      tokens=lambda: holder["svc"].tokens_generated() if "svc" in holder else 0)
+                      tokens=lambda: holder["svc"].tokens_generated() if "svc" in holder else 0,
+                      write_queue=lambda: holder["svc"].writes_waiting if "svc" in holder else 0)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

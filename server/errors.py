@@ -21,6 +21,13 @@ class UnsupportedMediaTypeError(InputError):
     kind = "unsupported_media_type"
 
 
+class ClientGoneError(RagError):
+    """The client went away before its request was acted on (nobody reads the answer)."""
+
+    http_status = 499  # nginx's "client closed request"
+    kind = "client_gone"
+
+
 _HTTP_KINDS = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
                413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error"}
 

@@ -22,7 +22,8 @@ class _TokenCollector:
 
 
 class Metrics:
-    def __init__(self, queue_depth: Callable[[], int], tokens: Callable[[], int]) -> None:
+    def __init__(self, queue_depth: Callable[[], int], tokens: Callable[[], int],
+                 write_queue: Callable[[], int] = lambda: 0) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("rag_http_requests", "HTTP requests by route, method and status.",
                                 ["route", "method", "status"], registry=self.registry)
@@ -33,6 +34,12 @@ class Metrics:
         self.answers = Counter("rag_answers", "Answers given, by outcome.", ["outcome"], registry=self.registry)
         queue = Gauge("rag_queue_depth", "Answer requests waiting for the model.", registry=self.registry)
         queue.set_function(lambda: float(queue_depth()))
+        self.writes = Counter("rag_writes", "Document writes (uploads, deletes) by outcome: done, refused "
+                              "(the write queue was full: 503), abandoned (the client left before its turn).",
+                              ["outcome"], registry=self.registry)
+        writing = Gauge("rag_write_queue_depth", "Document writes waiting for the one in progress.",
+                        registry=self.registry)
+        writing.set_function(lambda: float(write_queue()))
         self.registry.register(_TokenCollector(tokens))
 
     def render(self) -> bytes:

@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 
 from rag.answer import Turn
 from rag.engine import Rag
-from rag.errors import EmptyQuestionError, InputError, PayloadTooLargeError
+from rag.errors import BusyError, EmptyQuestionError, InputError, PayloadTooLargeError
 from rag.settings import Settings
 from rag.types import AnswerEvent, StreamEvent
+from server.errors import ClientGoneError
 from server.gate import Gate
 from server.metrics import Metrics
 
@@ -44,6 +46,8 @@ class Service:
     metrics: Metrics
     ready: bool = False
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    writes_waiting: int = 0  # writes queued behind the one in progress
+    _write_s: float = 0.0  # a running mean of recent write times (for Retry-After)
     started: float = field(default_factory=time.time)
     _counter: Callable[[str], int] | None = field(default=None, repr=False)
     _counter_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -96,10 +100,35 @@ class Service:
         assert final is not None, "the pipeline always ends with an AnswerEvent"
         return final
 
-    async def write(self, fn, *args):  # noqa: ANN001, ANN201 - any blocking index write
-        """Index writes one at a time (reads go on meanwhile)."""
-        async with self.write_lock:
-            return await run_in_threadpool(fn, *args)
+    async def write(self, fn, *args, request: Request | None = None):  # noqa: ANN001, ANN201 - any index write
+        """Index writes one at a time (reads go on meanwhile). At most
+        ``max_write_queue`` wait for their turn; more get 503 with Retry-After at
+        once. A write whose client has gone away by its turn is not made."""
+        if self.write_lock.locked() and self.writes_waiting >= self.settings.max_write_queue:
+            self.metrics.writes.labels("refused").inc()
+            raise BusyError(f"the server is busy writing ({self.writes_waiting} writes waiting); retry shortly",
+                            retry_after=self.write_retry_after())
+        self.writes_waiting += 1
+        try:
+            await self.write_lock.acquire()
+        finally:
+            self.writes_waiting -= 1
+        try:
+            if request is not None and await request.is_disconnected():
+                self.metrics.writes.labels("abandoned").inc()
+                raise ClientGoneError("the client went away before its write began")
+            t0 = time.perf_counter()
+            result = await run_in_threadpool(fn, *args)
+            self._write_s = 0.7 * self._write_s + 0.3 * (time.perf_counter() - t0) if self._write_s else \
+                time.perf_counter() - t0
+            self.metrics.writes.labels("done").inc()
+            return result
+        finally:
+            self.write_lock.release()
+
+    def write_retry_after(self) -> float:
+        """Seconds until the write queue has likely moved on (the recent write time, at least 1)."""
+        return max(1.0, self._write_s * (self.writes_waiting + 1))
 
     def count_tokens(self, text: str) -> int:
         """``text``'s length in tokens of the answering model's tokenizer (for

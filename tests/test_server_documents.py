@@ -158,3 +158,85 @@ def test_a_damaged_pdf_upload_is_a_400_in_one_line(fresh_api: str) -> None:
     r = httpx.post(f"{fresh_api}/v1/documents", files={"file": ("cut.pdf", damaged, "application/pdf")}, timeout=60)
     assert r.status_code == 400, r.text
     assert r.json()["error"] == {"type": "ingest_error", "message": "cannot read cut.pdf: it is not a readable PDF"}
+
+
+def test_nul_bytes_are_refused_anywhere_in_an_upload(fresh_api: str) -> None:
+    text = "A harmless first part. " * 500 + "\x00 then binary."  # past the first 8 KB the loaders sniff
+    r = httpx.post(f"{fresh_api}/v1/documents", files={"file": ("late.txt", text.encode())}, timeout=60)
+    assert r.status_code == 400 and "NUL" in r.json()["error"]["message"]
+    r = httpx.post(f"{fresh_api}/v1/documents", json={"source": "late.txt", "text": text}, timeout=60)
+    assert r.status_code == 400 and "NUL" in r.json()["error"]["message"]
+    assert httpx.get(f"{fresh_api}/v1/documents", timeout=30).json()["documents"] == []
+
+
+@pytest.fixture
+def held_writes(tmp_path: Path, embedder):
+    """A server (queue of 2 writes) whose document writes wait for ``release`` to be set
+    (``started`` is set once the first write is under way)."""
+    import threading
+
+    from rag.engine import Rag
+    from rag.settings import Settings
+    from server.app import create_app
+    from tests.serving import LiveServer
+
+    settings = Settings(data_dir=tmp_path / "data", use_llm=False, max_write_queue=2)
+    engine = Rag(settings, embedder=embedder)
+    release, started = threading.Event(), threading.Event()
+    ingestor = engine.ingestor
+    real = ingestor.ingest_documents
+    ingestor.ingest_documents = lambda docs: (started.set(), release.wait(60), real(docs))[2]
+    with LiveServer(create_app(settings, engine=engine)) as server:
+        yield server.url, release, started
+        release.set()
+
+
+def _metric(url: str, name: str) -> float:
+    lines = [line for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines() if line.startswith(name)]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+
+
+def test_writes_queue_up_to_the_limit_then_get_503_and_leave_when_their_client_does(held_writes) -> None:
+    import socket
+    import threading
+    import time
+    from urllib.parse import urlparse
+
+    url, release, started = held_writes
+    results: dict[str, httpx.Response] = {}
+
+    def upload(name: str) -> None:
+        results[name] = httpx.post(f"{url}/v1/documents", json={"source": name, "text": f"Text of {name}."},
+                                   timeout=120)
+
+    first = threading.Thread(target=upload, args=("first.txt",))
+    first.start()
+    assert started.wait(30)  # the first write is under way (and held)
+    # a client that queues a write and then goes away
+    host = urlparse(url)
+    body = b'{"source": "gone.txt", "text": "Its client left."}'
+    gone = socket.create_connection((host.hostname, host.port))
+    gone.sendall(b"POST /v1/documents HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    waiting = threading.Thread(target=upload, args=("second.txt",))
+    waiting.start()
+    deadline = time.monotonic() + 30
+    while _metric(url, "rag_write_queue_depth") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _metric(url, "rag_write_queue_depth") == 2
+    busy = [httpx.post(f"{url}/v1/documents", json={"source": f"x{i}.txt", "text": "More."}, timeout=30)
+            for i in range(3)]
+    assert [r.status_code for r in busy] == [503] * 3
+    assert all(int(r.headers["retry-after"]) >= 1 and r.json()["error"]["type"] == "busy" for r in busy)
+    gone.close()  # the client leaves while its write waits
+    time.sleep(0.5)
+    release.set()
+    first.join(60)
+    waiting.join(60)
+    assert results["first.txt"].status_code == 200 and results["second.txt"].status_code == 200
+    docs = {d["source"] for d in httpx.get(f"{url}/v1/documents", timeout=30).json()["documents"]}
+    assert docs == {"first.txt", "second.txt"}  # nothing of the refused writes, nor of the one whose client left
+    assert _metric(url, 'rag_writes_total{outcome="refused"}') == 3
+    assert _metric(url, 'rag_writes_total{outcome="abandoned"}') == 1
+    assert _metric(url, 'rag_writes_total{outcome="done"}') == 2
+    assert _metric(url, "rag_write_queue_depth") == 0

@@ -127,24 +127,28 @@ async def _read_document(request: Request) -> tuple[Document, list[str]]:
             raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
         source = checked_source(doc.source)
         _check_text_type(source)
-        if "\x00" in doc.text:  # as for an uploaded file: NUL bytes mean binary data
-            raise InputError(f"document {source!r}: the text contains NUL bytes (binary data?)")
         return await run_in_threadpool(parse_string, doc.text, source), warnings
     raise UnsupportedMediaTypeError(f"send application/json or multipart/form-data, not {ctype!r}")
+
+
+_WRITE_BUSY: dict[int | str, dict[str, object]] = {
+    503: {"model": ErrorOut, "description": "Too many document writes waiting (RAG_MAX_WRITE_QUEUE), with Retry-After"}}
 
 
 @router.post("/v1/documents", response_model=IngestOut, openapi_extra=_UPLOAD_BODY,
              responses={**JSON_ERROR_RESPONSES, 415: {"model": ErrorOut, "description": (
                  "The body is neither JSON nor multipart/form-data, or the document's type (the suffix of its "
-                 f"name) is not one of {SUPPORTED_LIST}")}})
+                 f"name) is not one of {SUPPORTED_LIST}")}, **_WRITE_BUSY})
 async def add_document(request: Request) -> object:
     """Add or update one document (idempotent: unchanged text is not embedded again)."""
     svc = service(request)
     doc, warnings = await _read_document(request)
+    if "\x00" in doc.text:  # JSON or a file, anywhere in it: NUL bytes mean binary data
+        raise InputError(f"document {doc.source!r}: the text contains NUL bytes (binary data?)")
     if not doc.text.strip():
         raise InputError(f"document {doc.source!r} has no text")
     ingestor = svc.rag.ingestor
-    report = await svc.write(ingestor.ingest_documents, [doc])
+    report = await svc.write(ingestor.ingest_documents, [doc], request=request)
     status = "added" if report.added else "updated" if report.updated else "unchanged"
     chunks = dict(ingestor.list_sources()).get(doc.source, 0)
     return IngestOut(source=doc.source, status=status, chunks=chunks, total_chunks=report.chunks,
@@ -171,12 +175,13 @@ async def get_chunk(chunk_id: Annotated[str, PathParam(max_length=128, descripti
 
 
 @router.delete("/v1/documents/{source:path}", response_model=DeleteOut,
-               responses={**ERROR_RESPONSES, 404: {"model": ErrorOut, "description": "No such document"}})
+               responses={**ERROR_RESPONSES, 404: {"model": ErrorOut, "description": "No such document"},
+                          **_WRITE_BUSY})
 async def delete_document(source: Annotated[str, PathParam(max_length=512, description=(
                               "The document's source name, e.g. notes/q3.md (URL-encoded)."))],
                           request: Request) -> object:
     """Remove one document and all its chunks."""
     svc = service(request)
     checked_source(source)
-    n = await svc.write(svc.rag.ingestor.remove, source)
+    n = await svc.write(svc.rag.ingestor.remove, source, request=request)
     return {"removed": source, "chunks": n}
