@@ -112,10 +112,15 @@ def ingest(
     projA/README.md and projA/sub/x.md, and 'rag ingest projA/README.md' names it
     projA/README.md too. Files in folders that are unsupported, unreadable, binary,
     empty or fail to parse are skipped, one warning each, and counted; a file named
-    here that cannot be read is an error."""
-    engine = _engine(_settings(data_dir=data_dir))
+    here that cannot be read is an error. The paths are recorded in the data
+    folder, for 'rag doctor --rebuild'."""
+    from rag.originals import record_ingested
+
+    settings = _settings(data_dir=data_dir)
+    engine = _engine(settings)
     if as_json:
         report, _ = engine.ingestor.ingest_paths(paths, prune=prune, prefix=prefix, strict=strict)
+        record_ingested(Path(settings.data_dir), paths, prefix)
         _print_json(report.to_dict())
         return
     with Progress(TextColumn("[bold]embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -125,6 +130,7 @@ def ingest(
         report, _ = engine.ingestor.ingest_paths(
             paths, prune=prune, prefix=prefix, strict=strict,
             progress=lambda done, total: bar.update(task, completed=done, total=total))
+    record_ingested(Path(settings.data_dir), paths, prefix)
     r = report
     migrated = f", migrated {r.migrated}" if r.migrated else ""
     out.print(f"added {r.added}, updated {r.updated}, unchanged {r.unchanged}{migrated}, removed {r.removed}, "
@@ -180,6 +186,40 @@ def remove(
     else:
         out.print(f"removed {source} ({n} chunks)")
 
+
+@app.command()
+def doctor(
+    rebuild: Annotated[bool, typer.Option("--rebuild", help=(
+        "Move the index aside (chroma.damaged-<time> in the data folder) and make it again from the folders "
+        "'rag ingest' was given and the uploads kept in the data folder."))] = False,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the index (exit 1 if it is damaged), or make it again with --rebuild."""
+    from rag import doctor as doc
+
+    settings = _settings(data_dir=data_dir)
+    rebuilt = doc.rebuild(settings, _engine) if rebuild else None
+    health = doc.check(settings)
+    if as_json:
+        _print_json({**health.to_dict(), **({"rebuilt": rebuilt.to_dict()} if rebuilt else {})})
+    else:
+        if rebuilt:
+            moved = f"the old index is in {rebuilt.moved_to}; " if rebuilt.moved_to else ""
+            out.print(f"rebuilt: {moved}{rebuilt.folders} ingested folders or files and {rebuilt.uploads} uploads "
+                      f"read again, {rebuilt.chunks} chunks", highlight=False)
+            for path in rebuilt.missing:
+                err.print(f"warning: {path} (given to 'rag ingest') is no longer there", highlight=False)
+            for failure in rebuilt.failed:
+                err.print(f"warning: a kept upload could not be read: {failure}", highlight=False)
+        for note in health.notes:
+            out.print(note, highlight=False, markup=False)
+        for problem in health.problems:
+            err.print(f"problem: {problem}", highlight=False, markup=False)
+        if not health.ok:
+            err.print("make the index again with 'rag doctor --rebuild' (the old one is kept aside)", highlight=False)
+    if not health.ok:
+        raise typer.Exit(1)
 
 
 def _register_eval(argv: list[str]) -> None:

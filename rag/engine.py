@@ -133,10 +133,10 @@ class Rag:
             self._store.close()
 
     def check_backends(self) -> None:
-        """Connect to the configured Chroma and LLM servers now, so that an
-        unreachable one is one clear ``BackendError`` before any model loads."""
-        if self.settings.chroma_url:
-            _ = self.store
+        """Open the index (connect to the Chroma server, if one is configured) and
+        the LLM server now, so that an unreachable server or a damaged index is one
+        clear ``BackendError`` before any model loads."""
+        self.store.version()
         if self.settings.llm_url and self.settings.use_llm:
             _ = self.generator
 

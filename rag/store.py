@@ -229,7 +229,7 @@ class ChromaStore:
         except BackendError:
             raise
         except Exception as exc:
-            raise BackendError(f"cannot open the Chroma collections: {exc}") from exc
+            raise BackendError(f"cannot open the Chroma collections: {exc} (see 'rag doctor')") from exc
 
     def _open_reader(self) -> None:
         """(Re)open the read handles ``_chunks``, ``_sentences`` and ``_meta``."""
@@ -266,7 +266,7 @@ class ChromaStore:
             except BackendError:
                 raise
             except Exception as exc:
-                raise BackendError(f"cannot open the Chroma collections: {exc}") from exc
+                raise BackendError(f"cannot open the Chroma collections: {exc} (see 'rag doctor')") from exc
             self._client = client
             # chromadb keeps each embedded index's system (its open files) for the whole
             # process unless every client of it is closed: close ours with the store

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Annotated
 from urllib.parse import unquote
 
@@ -17,7 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from rag.errors import InputError, InvalidSourceError, NotFoundError, UnsupportedFormatError
-from rag.ingest import validate_source
+from rag import originals
+from rag.ingest import Ingestor, IngestReport, validate_source
 from rag.document import Document
 from rag.loaders import (
     HTML_SUFFIXES,
@@ -105,8 +106,9 @@ def _check_text_type(source: str) -> None:
         check_supported(source)
 
 
-async def _read_document(request: Request) -> tuple[Document, list[str]]:
-    """The uploaded document, parsed (in a worker thread) by the suffix of its source name."""
+async def _read_document(request: Request) -> tuple[Document, list[str], bytes]:
+    """The uploaded document, parsed (in a worker thread) by the suffix of its source
+    name, its warnings, and the bytes that were sent (the text's UTF-8 for JSON)."""
     ctype = media_type(request)
     warnings: list[str] = []
     if ctype == "multipart/form-data":
@@ -119,7 +121,7 @@ async def _read_document(request: Request) -> tuple[Document, list[str]]:
             source = checked_source(name if isinstance(name, str) and name else _file_name(upload))
             check_supported(source)
             raw = await upload.read()
-        return await run_in_threadpool(parse_document, raw, source, warnings), warnings
+        return await run_in_threadpool(parse_document, raw, source, warnings), warnings, raw
     if is_json(ctype) or not ctype:
         try:
             doc = DocumentIn.model_validate_json(await request.body())
@@ -127,8 +129,31 @@ async def _read_document(request: Request) -> tuple[Document, list[str]]:
             raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
         source = checked_source(doc.source)
         _check_text_type(source)
-        return await run_in_threadpool(parse_string, doc.text, source), warnings
+        return await run_in_threadpool(parse_string, doc.text, source), warnings, doc.text.encode("utf-8")
     raise UnsupportedMediaTypeError(f"send application/json or multipart/form-data, not {ctype!r}")
+
+
+def _keep_and_ingest(data_dir: Path, ingestor: Ingestor, doc: Document, raw: bytes) -> IngestReport:
+    """Ingest ``doc`` and keep the bytes that were sent in the data folder
+    (``rag.originals``: what ``rag doctor --rebuild`` makes the index from again);
+    if the ingest fails, the copy it replaced is put back."""
+    path = originals.upload_path(data_dir, doc.source)
+    previous = path.read_bytes() if path.is_file() else None
+    originals.save_upload(data_dir, doc.source, raw)
+    try:
+        return ingestor.ingest_documents([doc])
+    except BaseException:
+        if previous is None:
+            originals.remove_upload(data_dir, doc.source)
+        else:
+            originals.save_upload(data_dir, doc.source, previous)
+        raise
+
+
+def _remove_with_copy(data_dir: Path, ingestor: Ingestor, source: str) -> int:
+    n = ingestor.remove(source)
+    originals.remove_upload(data_dir, source)
+    return n
 
 
 _WRITE_BUSY: dict[int | str, dict[str, object]] = {
@@ -142,13 +167,15 @@ _WRITE_BUSY: dict[int | str, dict[str, object]] = {
 async def add_document(request: Request) -> object:
     """Add or update one document (idempotent: unchanged text is not embedded again)."""
     svc = service(request)
-    doc, warnings = await _read_document(request)
-    if "\x00" in doc.text:  # JSON or a file, anywhere in it: NUL bytes mean binary data
+    doc, warnings, raw = await _read_document(request)
+    # JSON or a file, anywhere in it (the bytes sent: a parser may drop them), a PDF's text:
+    # NUL bytes mean binary data
+    if "\x00" in doc.text or (b"\x00" in raw and PurePosixPath(doc.source).suffix.lower() not in PDF_SUFFIXES):
         raise InputError(f"document {doc.source!r}: the text contains NUL bytes (binary data?)")
     if not doc.text.strip():
         raise InputError(f"document {doc.source!r} has no text")
     ingestor = svc.rag.ingestor
-    report = await svc.write(ingestor.ingest_documents, [doc], request=request)
+    report = await svc.write(_keep_and_ingest, Path(svc.settings.data_dir), ingestor, doc, raw, request=request)
     status = "added" if report.added else "updated" if report.updated else "unchanged"
     chunks = dict(ingestor.list_sources()).get(doc.source, 0)
     return IngestOut(source=doc.source, status=status, chunks=chunks, total_chunks=report.chunks,
@@ -183,5 +210,5 @@ async def delete_document(source: Annotated[str, PathParam(max_length=512, descr
     """Remove one document and all its chunks."""
     svc = service(request)
     checked_source(source)
-    n = await svc.write(svc.rag.ingestor.remove, source, request=request)
+    n = await svc.write(_remove_with_copy, Path(svc.settings.data_dir), svc.rag.ingestor, source, request=request)
     return {"removed": source, "chunks": n}
