@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from rag.embeddings import Embedder
+from rag.injection import mostly_injection
 from rag.lexical import LexicalCache, LexicalIndex
 from rag.store import Record, VectorStore
 
@@ -74,6 +75,11 @@ class HybridRetriever:
         sparse = lexical.search(query, n, sources)
         vector = self.embedder.embed([query])[0]
         dense = self.store.query_chunks(vector, n, sources)
+        # passages that mostly address the model (rag.injection) take no place among the hits
+        hostile = {r.id for r, _ in dense + sparse if mostly_injection(r.text)}
+        if hostile:
+            dense = [(r, s) for r, s in dense if r.id not in hostile]
+            sparse = [(r, s) for r, s in sparse if r.id not in hostile]
         records: dict[str, Record] = {r.id: r for r, _ in dense}
         records.update({r.id: r for r, _ in sparse})
         dense_score = {r.id: s for r, s in dense}

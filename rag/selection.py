@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.injection import looks_like_injection
 from rag.lexical import LexicalIndex
 from rag.question import CHOICE, DATE, NAME, NUMBER, OTHER, REASON, Question
 from rag.retrieval import SearchResult
@@ -73,26 +74,10 @@ _CAPITAL = re.compile(r"(?<=\s)[A-Z][\w’'-]+")
 _CODEISH = re.compile(r"[A-Za-z_]\w*\.[A-Za-z_]\w*|\w+\(\)|\\[A-Za-z@]+|[a-z]+_[a-z_]+|--?[a-z][\w-]+|`")
 _CAUSE = re.compile(r"\b(?:because|since|so that|in order to|due to|as a result|therefore|thus|otherwise|"
                     r"to (?:avoid|prevent|ensure|allow|make)|reason)\b", re.I)
-_INJECTION = re.compile(
-    r"\b(?:ignore|disregard|forget|override)\b.{0,40}\b(?:instructions?|prompts?|rules|context|everything)\b|"
-    r"\b(?:system|assistant|developer)\s*(?:prompt)?\s*:|<\|?(?:im_start|system|assistant)|\[/?inst\]|"
-    r"\byou (?:are now|must now|will now|should now|must always)\b|\bfrom now on\b|"
-    r"\b(?:always|only)\s+(?:answer|reply|respond|say|output)\b|"
-    r"^\s*(?:answer|reply|respond|say|output|print)\b.{0,30}\b(?:with|only|instead)\b|"
-    r"\b(?:must|should) be (?:reported|answered|given) as\b|\bnew instructions?\b|"
-    r"\bdo not (?:cite|mention|follow)\b|\bjailbreak\b|\bpretend (?:to be|you are)\b",
-    re.I)
-
-
 # A unit that opens by pointing back ("This ...", "The same program ...") is cited
 # together with the unit before it, so that what it refers to is in the citation.
 _ANAPHOR = re.compile(r"^[\"'“‘(]*(?:this|that|these|those|it|its|they|them|their|such|he|she|his|her|both|"
                       r"here|there|the same|the former|the latter|the above|also)\b", re.I)
-
-
-def looks_like_injection(text: str) -> bool:
-    """Units that address the model instead of stating facts are never evidence."""
-    return bool(_INJECTION.search(text))
 
 
 @dataclass(frozen=True)

@@ -163,3 +163,39 @@ def test_a_running_server_sees_cli_ingest_and_remove_without_errors(tmp_path: Pa
             thread.join(timeout=60)
         assert httpx.get(f"{server.url}/readyz", timeout=30).status_code == 200
     assert statuses and set(statuses) == {200}
+
+
+@pytest.mark.slow
+def test_two_ingests_at_once_take_turns_and_leave_one_version_of_a_shared_source(tmp_path: Path) -> None:
+    """Two ``rag ingest`` processes started together on an empty data folder, both
+    with a ``same.txt`` (different texts) under the same id: both succeed in one
+    line each, the second waiting for the first; the index then holds every other
+    file and exactly one version of ``same.txt``, whole."""
+    data = tmp_path / "data"
+    folders = []
+    for name, text in (("a", "The ferry leaves at seven. It returns at noon."),
+                       ("b", "The museum opens at ten. Entry is free on Sundays. Guided tours start at eleven.")):
+        folder = tmp_path / name / "docs"
+        folder.mkdir(parents=True)
+        (folder / "same.txt").write_text(text, encoding="utf-8")
+        (folder / f"only_{name}.txt").write_text(f"Only folder {name} has this file about {name}.", encoding="utf-8")
+        folders.append(folder)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    procs = [subprocess.Popen([str(BIN / "rag"), "ingest", str(folder), "--data-dir", str(data), "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for folder in folders]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    for _, err in outs:  # nothing, or the one warning that it waits for the other
+        said = "".join(err.split())  # (the log handler wraps lines, long paths too)
+        waits = f"WARNING another process is writing to the index in {data}: waiting for it to finish"
+        assert said in ("", "".join(waits.split())), err
+    engine = Rag(Settings(data_dir=data), embedder=None)
+    state = engine.store.source_state()
+    assert set(state) == {"docs/same.txt", "docs/only_a.txt", "docs/only_b.txt"}
+    same = state["docs/same.txt"]
+    assert len(same.versions) == 1 and same.live in same.versions  # one version, the visible one
+    texts = {doc_hash(folder.joinpath("same.txt").read_text(encoding="utf-8")) for folder in folders}
+    assert same.live in texts
+    chunks = [r for r in engine.store.all_chunks() if r.source == "docs/same.txt"]
+    assert chunks and len({r.metadata["doc_hash"] for r in chunks}) == 1
