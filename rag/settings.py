@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     max_question_bytes: int = Field(8192, ge=64, le=1_000_000, description="Longer questions get HTTP 413.")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest JSON request body (HTTP 413 above).")
     max_upload_bytes: int = Field(10_000_000, ge=1024, description="Largest document upload (HTTP 413 above).")
+    max_upload_units: int = Field(5000, ge=1, le=10_000_000,
+                                  description="Most evidence units (sentences, list items, table rows, each "
+                                              "embedded) in one document uploaded over HTTP (HTTP 413 above).")
 
     @field_validator("chroma_url", "llm_url", "llm_model", mode="before")
     @classmethod

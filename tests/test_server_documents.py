@@ -240,3 +240,15 @@ def test_writes_queue_up_to_the_limit_then_get_503_and_leave_when_their_client_d
     assert _metric(url, 'rag_writes_total{outcome="abandoned"}') == 1
     assert _metric(url, 'rag_writes_total{outcome="done"}') == 2
     assert _metric(url, "rag_write_queue_depth") == 0
+
+
+def test_an_upload_of_too_many_units_is_refused_before_any_work(fresh_api: str) -> None:
+    text = " ".join(f"Sentence {i} is short." for i in range(6000))  # 143 KB: 6,000 units to embed
+    r = httpx.post(f"{fresh_api}/v1/documents", files={"file": ("many.txt", text.encode())}, timeout=60)
+    assert r.status_code == 413 and "RAG_MAX_UPLOAD_UNITS" in r.json()["error"]["message"]
+    assert "6000" in r.json()["error"]["message"]
+    assert httpx.get(f"{fresh_api}/v1/documents", timeout=30).json()["documents"] == []
+    # 10,000 one-word lines (59 KB) are paragraphs of words, not 10,000 units: taken
+    lines = "\n".join(f"word{i}" for i in range(10_000))
+    assert httpx.post(f"{fresh_api}/v1/documents", files={"file": ("lines.txt", lines.encode())},
+                      timeout=120).status_code == 200

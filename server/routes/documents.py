@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from rag.errors import InputError, InvalidSourceError, NotFoundError, UnsupportedFormatError
+from rag.chunking import chunk_document
+from rag.errors import InputError, InvalidSourceError, NotFoundError, PayloadTooLargeError, UnsupportedFormatError
 from rag import originals
 from rag.ingest import Ingestor, IngestReport, validate_source
 from rag.document import Document
@@ -133,6 +134,11 @@ async def _read_document(request: Request) -> tuple[Document, list[str], bytes]:
     raise UnsupportedMediaTypeError(f"send application/json or multipart/form-data, not {ctype!r}")
 
 
+def count_units(doc: Document, chunk_chars: int) -> int:
+    """The evidence units ``doc`` would be stored as (the ingestor's own chunking)."""
+    return sum(len(chunk.sentences) for chunk in chunk_document(doc, chunk_chars))
+
+
 def _keep_and_ingest(data_dir: Path, ingestor: Ingestor, doc: Document, raw: bytes) -> IngestReport:
     """Ingest ``doc`` and keep the bytes that were sent in the data folder
     (``rag.originals``: what ``rag doctor --rebuild`` makes the index from again);
@@ -174,6 +180,11 @@ async def add_document(request: Request) -> object:
         raise InputError(f"document {doc.source!r}: the text contains NUL bytes (binary data?)")
     if not doc.text.strip():
         raise InputError(f"document {doc.source!r} has no text")
+    units = await run_in_threadpool(count_units, doc, svc.settings.chunk_chars)
+    if units > svc.settings.max_upload_units:  # each is embedded: the write's cost is bounded by this
+        raise PayloadTooLargeError(f"document {doc.source!r} has {units} sentences, list items or table rows; "
+                                   f"an upload may have at most {svc.settings.max_upload_units} "
+                                   "(RAG_MAX_UPLOAD_UNITS; 'rag ingest' takes any size)")
     ingestor = svc.rag.ingestor
     report = await svc.write(_keep_and_ingest, Path(svc.settings.data_dir), ingestor, doc, raw, request=request)
     status = "added" if report.added else "updated" if report.updated else "unchanged"
