@@ -333,6 +333,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         raise SystemExit(130) from None
+    except OSError as exc:  # the machine's trouble (a full disk, a file that went away), not a bug
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        raise SystemExit(1) from None
     raise SystemExit(rv if isinstance(rv, int) else 0)
 
 

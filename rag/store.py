@@ -462,14 +462,20 @@ class ChromaStore:
     def _writing(self) -> Iterator[None]:
         """Write a new version token after the writes inside (after the data, so a
         reader that sees the new token also sees the data). A failed write bumps it
-        too: it may have changed something."""
+        too: it may have changed something. A write the index refuses (a full disk,
+        a file it cannot write) is one ``BackendError``: what was visible before
+        still is (a new version only shows once published, see the module)."""
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
             try:
                 self._bump()
             except Exception:  # noqa: BLE001 - the original error matters more
                 log.warning("could not update the store version after a failed write")
+            if isinstance(exc, Exception) and not isinstance(exc, BackendError):
+                raise BackendError(f"the index could not be written ({exc}); what searches saw before is "
+                                   "unchanged; fix the cause (free disk space?) and run the command again: it "
+                                   "goes on from what was written") from exc
             raise
         self._bump()
 
