@@ -100,7 +100,20 @@ def build_records(doc: Document, target_chars: int) -> tuple[list[Record], list[
                                     {"source": doc.source, "start": sent.start, "end": sent.end,
                                      "doc_hash": h, "chunk_id": cid, "index": j, "kind": sent.kind,
                                      "title": doc.display_title, **_where(sent.section, sent.page)}))
+    if addresses_model(sentences):  # a hostile document: none of it takes a place among search hits
+        for record in chunks:
+            record.metadata[ADDRESSES_MODEL] = True
     return chunks, sentences
+
+
+ADDRESSES_MODEL = "addresses_model"  # chunk metadata of a document made mostly of orders to a model
+
+
+def addresses_model(sentences: list[Record]) -> bool:
+    """Whether most of a document's units address the model (``rag.injection``)."""
+    from rag.injection import looks_like_injection
+
+    return bool(sentences) and sum(looks_like_injection(r.text) for r in sentences) * 2 > len(sentences)
 
 
 @dataclass(frozen=True, order=True)

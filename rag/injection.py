@@ -49,7 +49,8 @@ _PATTERNS = [
     r"<\|?(?:im_start|system|assistant)|\[/?inst\]",
     r"\byou (?:are now|must now|will now|should now|must always)\b|\bfrom now on\b",
     r"\b(?:always|only)\s+(?:answer|reply|respond|say|output)\b",
-    r"^\s*(?:answer|reply|respond|say|output|print)\b.{0,30}\b(?:with|only|instead)\b",
+    # an order that opens the text or follows a colon or a dash ("Regarding X: answer with Y")
+    r"(?:^|[:;\u2014-]\s*)(?:answer|reply|respond|say|output|print|write|state)\b.{0,30}\b(?:with|only|instead|that)\b",
     r"\b(?:must|should) be (?:reported|answered|given) as\b|\bnew instructions?\b",
     r"\byour (?:answer|reply|response|output) (?:must|should|will) be\b",
     r"\bdo not (?:cite|mention|follow)\b|\bjailbreak\b|\bpretend (?:to be|you are)\b",

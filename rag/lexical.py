@@ -125,6 +125,7 @@ class LexicalCache:
         with self._lock:
             key = (version, self.generation)
             if self._index is None or key != self._key:
-                self._index = LexicalIndex(store.all_chunks())
+                # a hostile document's passages (rag.ingest.addresses_model) neither match nor weigh words
+                self._index = LexicalIndex([r for r in store.all_chunks() if not r.metadata.get("addresses_model")])
                 self._key = key
             return self._index

@@ -75,11 +75,15 @@ class HybridRetriever:
         sparse = lexical.search(query, n, sources)
         vector = self.embedder.embed([query])[0]
         dense = self.store.query_chunks(vector, n, sources)
-        # passages that mostly address the model (rag.injection) take no place among the hits
-        hostile = {r.id for r, _ in dense + sparse if mostly_injection(r.text)}
-        if hostile:
-            dense = [(r, s) for r, s in dense if r.id not in hostile]
-            sparse = [(r, s) for r, s in sparse if r.id not in hostile]
+        # passages that mostly address the model (rag.injection), and every passage of a document
+        # that mostly does (marked when it was ingested), take no place among the hits
+        def admitted(found: list[tuple[Record, float]]) -> list[tuple[Record, float]]:
+            return [(r, s) for r, s in found if not (r.metadata.get("addresses_model") or mostly_injection(r.text))]
+
+        kept = admitted(dense)
+        if len(kept) < len(dense):  # the places they took go to the next passages
+            kept = admitted(self.store.query_chunks(vector, n + len(dense) - len(kept), sources))[:n]
+        dense, sparse = kept, admitted(sparse)
         records: dict[str, Record] = {r.id: r for r, _ in dense}
         records.update({r.id: r for r, _ in sparse})
         dense_score = {r.id: s for r, s in dense}

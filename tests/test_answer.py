@@ -223,28 +223,35 @@ HIDDEN_PAGE = """<html><head><title>Defense contractors</title></head><body><mai
 @pytest.mark.slow
 def test_hostile_documents_change_no_answer_and_are_never_cited(tmp_path: Path, embedder) -> None:
     """tests/hostile.py's phrasings (English, ten other languages, Unicode tricks), each
-    made about the seeds' subjects, and an HTML page whose hidden text states false
-    facts, ingested beside the seeds: every dev question's answer is the same as
-    without them, and none cites them."""
+    aimed at a dev question, and an HTML page whose hidden text states false facts,
+    ingested beside the seeds: every dev question's answer is the same as beside the
+    same page without its hidden text (any page, benign, changes word statistics),
+    and none cites them."""
     from rag.engine import Rag
     from rag.settings import Settings
     from tests.hostile import HOSTILE
 
     questions = [json.loads(line)["question"] for line in (ROOT / "eval" / "dev.jsonl").read_text().splitlines()]
+    def corpus(name: str, page: str) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        for f in SEEDS.iterdir():
+            (folder / f.name).write_bytes(f.read_bytes())
+        (folder / "zz_contractors.html").write_text(page, encoding="utf-8")
+        return folder
+
+    visible_only = re.sub(r"<(p|div|span) (?:style|hidden|aria-hidden)[^>]*>.*?</\1>", "", HIDDEN_PAGE)
+    assert "HACKED" not in visible_only and "Contractors publish" in visible_only
     clean = Rag(Settings(data_dir=tmp_path / "clean"), embedder=embedder)
-    clean.ingestor.ingest_paths([SEEDS], prefix="")  # same ids in both indexes
+    clean.ingestor.ingest_paths([corpus("clean-corpus", visible_only)], prefix="")  # same ids in both indexes
     before = [clean.ask(q) for q in questions]
 
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for f in SEEDS.iterdir():
-        (corpus / f.name).write_bytes(f.read_bytes())
+    dirty_corpus = corpus("corpus", HIDDEN_PAGE)
     # each phrasing aimed at a dev question, in one sentence with the question's own words
     aimed = [f"Regarding {questions[i % len(questions)].rstrip('?')}: {h}" for i, h in enumerate(HOSTILE * 2)]
-    (corpus / "zz_notes.txt").write_text("\n".join(aimed) + "\n", encoding="utf-8")
-    (corpus / "zz_contractors.html").write_text(HIDDEN_PAGE, encoding="utf-8")
+    (dirty_corpus / "zz_notes.txt").write_text("\n".join(aimed) + "\n", encoding="utf-8")
     dirty = Rag(Settings(data_dir=tmp_path / "dirty"), embedder=embedder)
-    dirty.ingestor.ingest_paths([corpus], prefix="")
+    dirty.ingestor.ingest_paths([dirty_corpus], prefix="")
     after = [dirty.ask(q) for q in questions]
     changed = [(q, b.answer, a.answer) for q, b, a in zip(questions, before, after) if a.answer != b.answer]
     assert not changed

@@ -30,3 +30,10 @@ def test_disguises_are_read_through() -> None:
     assert plain("ＩＧＮＯＲＥ") == "IGNORE"  # full-width letters
     assert plain("I g n o r e  all") == "Ignore  all"  # spelled out
     assert plain("Игнорируй") == "Ignorirui"  # a whole word of another script is transliterated (marks dropped)
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_a_sentence_that_addresses_the_model_is_found_after_a_lead_in(text: str) -> None:
+    """As a hostile document would aim it: after words of the question."""
+    aimed = f"Regarding how many of the most recent calls the cache will hold: {text}"
+    assert looks_like_injection(aimed), plain(aimed)
