@@ -30,7 +30,7 @@ from rag.errors import IngestError, InvalidSourceError, NotFoundError
 from rag.document import Document
 from rag.id_migration import counted_as, renames
 from rag.loaders import Skipped, load_paths
-from rag.store import Record, SourceState, VectorStore
+from rag.store import ADDRESSES_MODEL, Record, SourceState, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -100,20 +100,27 @@ def build_records(doc: Document, target_chars: int) -> tuple[list[Record], list[
                                     {"source": doc.source, "start": sent.start, "end": sent.end,
                                      "doc_hash": h, "chunk_id": cid, "index": j, "kind": sent.kind,
                                      "title": doc.display_title, **_where(sent.section, sent.page)}))
-    if addresses_model(sentences):  # a hostile document: none of it takes a place among search hits
-        for record in chunks:
-            record.metadata[ADDRESSES_MODEL] = True
+    mark_addresses_model(chunks, sentences)
     return chunks, sentences
 
 
-ADDRESSES_MODEL = "addresses_model"  # chunk metadata of a document made mostly of orders to a model
-
-
-def addresses_model(sentences: list[Record]) -> bool:
-    """Whether most of a document's units address the model (``rag.injection``)."""
+def mark_addresses_model(chunks: list[Record], sentences: list[Record]) -> None:
+    """Mark (ADDRESSES_MODEL) the chunks that take no place among search hits: every
+    chunk of a document most of whose units address the model (``rag.injection``),
+    and each chunk most of whose own units do. Done once here, not at every query."""
     from rag.injection import looks_like_injection
 
-    return bool(sentences) and sum(looks_like_injection(r.text) for r in sentences) * 2 > len(sentences)
+    flagged = [looks_like_injection(r.text) for r in sentences]
+    per_chunk: dict[str, list[bool]] = {}
+    for record, flag in zip(sentences, flagged):
+        per_chunk.setdefault(str(record.metadata["chunk_id"]), []).append(flag)
+    whole = bool(flagged) and sum(flagged) * 2 > len(flagged)
+    for chunk in chunks:
+        own = per_chunk.get(chunk.id, [])
+        if whole:
+            chunk.metadata[ADDRESSES_MODEL] = "document"
+        elif own and sum(own) * 2 > len(own):
+            chunk.metadata[ADDRESSES_MODEL] = "passage"
 
 
 @dataclass(frozen=True, order=True)

@@ -96,13 +96,3 @@ def looks_like_injection(text: str) -> bool:
     """Whether ``text`` addresses the model instead of stating facts (never evidence)."""
     return bool(_INJECTION.search(plain(text)))
 
-
-def mostly_injection(text: str) -> bool:
-    """Whether most sentences of a passage address the model: a passage that
-    retrieval should not spend a place on (its facts, if any, are few)."""
-    from rag.chunking import split_sentences
-
-    if not looks_like_injection(text):
-        return False
-    sentences = split_sentences(text)
-    return sum(looks_like_injection(s.text) for s in sentences) * 2 > len(sentences)

@@ -125,7 +125,7 @@ class LexicalCache:
         with self._lock:
             key = (version, self.generation)
             if self._index is None or key != self._key:
-                # a hostile document's passages (rag.ingest.addresses_model) neither match nor weigh words
-                self._index = LexicalIndex([r for r in store.all_chunks() if not r.metadata.get("addresses_model")])
+                # a hostile document's passages (rag.store.ADDRESSES_MODEL) neither match nor weigh words
+                self._index = LexicalIndex([r for r in store.all_chunks() if r.addresses_model != "document"])
                 self._key = key
             return self._index

@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from rag.embeddings import Embedder
-from rag.injection import mostly_injection
 from rag.lexical import LexicalCache, LexicalIndex
 from rag.store import Record, VectorStore
 
@@ -75,10 +74,10 @@ class HybridRetriever:
         sparse = lexical.search(query, n, sources)
         vector = self.embedder.embed([query])[0]
         dense = self.store.query_chunks(vector, n, sources)
-        # passages that mostly address the model (rag.injection), and every passage of a document
-        # that mostly does (marked when it was ingested), take no place among the hits
+        # passages that mostly address the model, and every passage of a document that mostly
+        # does (rag.store.ADDRESSES_MODEL, marked at ingest), take no place among the hits
         def admitted(found: list[tuple[Record, float]]) -> list[tuple[Record, float]]:
-            return [(r, s) for r, s in found if not (r.metadata.get("addresses_model") or mostly_injection(r.text))]
+            return [(r, s) for r, s in found if not r.addresses_model]
 
         kept = admitted(dense)
         if len(kept) < len(dense):  # the places they took go to the next passages

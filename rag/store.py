@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 VERSION_ID = "version"
 LIVE = "live"  # the ``kind`` of the meta records that name each source's visible version
+# chunk metadata, set at ingest (rag.ingest.build_records), of a chunk made mostly of orders to a model
+# ("passage"), or of any chunk of a document made mostly of them ("document"): see rag.injection
+ADDRESSES_MODEL = "addresses_model"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -71,6 +74,11 @@ class Record:
     def page(self) -> int | None:
         page = self.metadata.get("page")
         return int(page) if page is not None else None
+
+    @property
+    def addresses_model(self) -> str:
+        """"passage" or "document" when the chunk takes no place among search hits (ADDRESSES_MODEL), else ""."""
+        return str(self.metadata.get(ADDRESSES_MODEL) or "")
 
     @property
     def title(self) -> str:
