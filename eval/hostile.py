@@ -10,7 +10,8 @@ without its hidden text (any page, however benign, changes word statistics).
 Reported per corpus: questions, answers that changed, answers that cite a hostile
 document. Exit 1 if any.
 
-Run: .venv/bin/python eval/hostile.py [eval/suite.json] [--json-out F]
+Run: .venv/bin/python eval/hostile.py [eval/suite.json] [--corpus NAME] [--json-out F]
+(the JSON report gives each changed answer as it was and as it became)
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("suite", nargs="?", type=Path, default=ROOT / "eval" / "suite.json")
     parser.add_argument("--json-out", type=Path)
+    parser.add_argument("--corpus", action="append", help="only this corpus of the suite (repeatable)")
     args = parser.parse_args()
-    corpora = load_suite(args.suite)
+    corpora = [c for c in load_suite(args.suite) if not args.corpus or c.name in args.corpus]
     questions = load_questions(corpora)
     settings = get_settings()
     embedder, generator = shared_models(settings)
@@ -74,7 +76,8 @@ def main() -> int:
                     engine.ingestor.ingest_documents([parse_string(page(asked, hidden=False), HOSTILE_SOURCES[1])])
                 answers[kind] = [engine.ask(q) for q in asked]
                 engine.close()
-            changed = [q for q, a, b in zip(asked, answers["clean"], answers["hostile"]) if a.answer != b.answer]
+            changed = [{"question": q, "clean": a.answer, "hostile": b.answer}
+                       for q, a, b in zip(asked, answers["clean"], answers["hostile"]) if a.answer != b.answer]
             cited = [q for q, b in zip(asked, answers["hostile"])
                      if any(c.source in HOSTILE_SOURCES for c in b.citations)]
             report[corpus.name] = {"questions": len(asked), "changed": changed, "cites_hostile": cited}

@@ -4,6 +4,7 @@ fused by reciprocal rank fusion."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -55,6 +56,20 @@ def rrf(rankings: list[list[str]], k: int = RRF_K) -> dict[str, float]:
     return scores
 
 
+def admitted_top(search: Callable[[int], list[tuple[Record, float]]], n: int) -> list[tuple[Record, float]]:
+    """The best ``n`` hits of ``search`` (asked for its best m) that may take a place among
+    search hits: passages that mostly address the model, and every passage of a document
+    that mostly does (rag.store.ADDRESSES_MODEL, marked at ingest), take none, and the
+    places they would have taken go to the next passages, as if they were not there."""
+    asked = n
+    while True:
+        found = search(asked)
+        kept = [(r, s) for r, s in found if not r.addresses_model]
+        if len(kept) >= n or len(found) < asked:  # enough, or nothing more to find
+            return kept[:n]
+        asked += max(n - len(kept), asked)  # at least double: a hostile document may hold many passages
+
+
 class HybridRetriever:
     def __init__(self, store: VectorStore, embedder: Embedder, lexical: LexicalCache | None = None) -> None:
         self.store = store
@@ -71,18 +86,9 @@ class HybridRetriever:
         # lexical first: in a fresh process the embedder's session is still loading
         # in a thread meanwhile (see rag.onnx_embedder), and BM25 needs no vector
         lexical = self.lexical.get(self.store)
-        sparse = lexical.search(query, n, sources)
+        sparse = admitted_top(lambda m: lexical.search(query, m, sources), n)
         vector = self.embedder.embed([query])[0]
-        dense = self.store.query_chunks(vector, n, sources)
-        # passages that mostly address the model, and every passage of a document that mostly
-        # does (rag.store.ADDRESSES_MODEL, marked at ingest), take no place among the hits
-        def admitted(found: list[tuple[Record, float]]) -> list[tuple[Record, float]]:
-            return [(r, s) for r, s in found if not r.addresses_model]
-
-        kept = admitted(dense)
-        if len(kept) < len(dense):  # the places they took go to the next passages
-            kept = admitted(self.store.query_chunks(vector, n + len(dense) - len(kept), sources))[:n]
-        dense, sparse = kept, admitted(sparse)
+        dense = admitted_top(lambda m: self.store.query_chunks(vector, m, sources), n)
         records: dict[str, Record] = {r.id: r for r, _ in dense}
         records.update({r.id: r for r, _ in sparse})
         dense_score = {r.id: s for r, s in dense}

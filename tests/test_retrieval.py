@@ -13,7 +13,7 @@ from rag.engine import Rag
 from rag.errors import EmptyQuestionError
 from rag.evaluation.dataset import EvalItem, load_dataset
 from rag.lexical import LexicalCache, LexicalIndex
-from rag.retrieval import RRF_K, SearchHit, rrf
+from rag.retrieval import RRF_K, SearchHit, admitted_top, rrf
 from rag.settings import Settings
 from rag.loaders import Document
 from rag.store import ChromaStore, Record
@@ -195,3 +195,23 @@ def test_every_store_write_changes_the_version_token(tmp_path: Path, embedder: A
     assert len(set(seen)) == len(seen)
     # another store object on the same index (another process) reads the same token
     assert ChromaStore(tmp_path / "data").version() == seen[-1]
+
+
+def test_places_of_hostile_passages_go_to_the_next_ones_however_many_there_are() -> None:
+    """``admitted_top`` asks again until it has ``n`` admitted hits: the answer is the
+    ranking without the marked passages, even when the first refill brings more of them
+    (a dense refill once came back short, and an answer changed, beside a hostile file)."""
+    ranked = [Record(f"c{i}", f"text {i}", {"source": "s", **({"addresses_model": "document"} if i % 3 else {})})
+              for i in range(300)]
+    asked: list[int] = []
+
+    def search(m: int) -> list[tuple[Record, float]]:
+        asked.append(m)
+        return [(r, 1.0 - i / 1000) for i, r in enumerate(ranked[:m])]
+
+    top = admitted_top(search, 20)
+    assert [r.id for r, _ in top] == [f"c{i}" for i in range(0, 60, 3)]
+    assert asked[0] == 20 and len(asked) <= 4  # at least doubling each time
+    asked.clear()
+    assert [r.id for r, _ in admitted_top(search, 200)] == [f"c{i}" for i in range(0, 300, 3)]  # all there is
+    assert len(asked) <= 6
