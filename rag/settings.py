@@ -82,6 +82,15 @@ class Settings(BaseSettings):
     max_write_queue: int = Field(8, ge=0, le=10_000,
                                  description="Document writes (uploads, deletes) allowed to wait for the one in "
                                              "progress; more get 503 + Retry-After.")
+    head_timeout: float = Field(10.0, gt=0, le=3600,
+                                description="Seconds a client has to send a request's line and headers "
+                                            "('rag serve'; 408 and the connection closed after).")
+    idle_timeout: float = Field(30.0, gt=0, le=3600,
+                                description="Seconds a client may stall while sending a body or reading a "
+                                            "response ('rag serve'; the connection is closed after).")
+    max_connections: int = Field(256, ge=1, le=100_000,
+                                 description="Connections and requests 'rag serve' handles at once; requests "
+                                             "beyond get 503.")
     request_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds an answer request may take, queue included.")
     max_question_bytes: int = Field(8192, ge=64, le=1_000_000, description="Longer questions get HTTP 413.")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest JSON request body (HTTP 413 above).")

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from rag.errors import BusyError, InputError, RagError
 
@@ -103,6 +104,13 @@ def install(app: FastAPI) -> None:
             return error_response(400, "invalid_json", unparsable)
         return error_response(exc.status_code, _HTTP_KINDS.get(exc.status_code, "http_error"), str(exc.detail),
                               getattr(exc, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, _: ClientDisconnect) -> JSONResponse:
+        # the client left (or was cut off as too slow: server.http_protocol) before its
+        # request was read whole: nothing was done, and nobody will read this answer
+        log.info("%s %s: the client left before its request was read", request.method, request.url.path)
+        return error_response(400, "client_disconnected", "the request ended before its body was read")
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

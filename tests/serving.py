@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -17,8 +18,9 @@ from rag.types import StreamEvent
 
 
 class LiveServer:
-    def __init__(self, app: FastAPI, startup_timeout: float = 120.0) -> None:
+    def __init__(self, app: FastAPI, startup_timeout: float = 120.0, **config: Any) -> None:
         self.app = app
+        self.config = config  # more uvicorn.Config arguments
         self.startup_timeout = startup_timeout
         self.url = ""
         self._server: uvicorn.Server | None = None
@@ -29,7 +31,8 @@ class LiveServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                **self.config)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()

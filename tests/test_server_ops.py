@@ -177,6 +177,7 @@ def _free_port() -> int:
 def test_rag_serve_runs_the_app_as_a_process(seeded_dir: Path, tmp_path: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env["RAG_HEAD_TIMEOUT"] = "2"
     proc = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port), "--data-dir", str(seeded_dir)],
                             env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -200,6 +201,11 @@ def test_rag_serve_runs_the_app_as_a_process(seeded_dir: Path, tmp_path: Path) -
             status = None
         assert status in (400, 431, None)
         assert httpx.get(f"{url}/healthz", headers={"X-Fine": "a" * 8000}, timeout=30).status_code == 200
+        # a connection that sends no request is closed with a 408 (server.http_protocol; RAG_HEAD_TIMEOUT)
+        t0 = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            said = sock.recv(4096)
+        assert said.startswith(b"HTTP/1.1 408 ") and 1.5 < time.monotonic() - t0 < 10
     finally:
         proc.send_signal(signal.SIGINT)
         try:
