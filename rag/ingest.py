@@ -220,6 +220,8 @@ class Ingestor:
             existing = self.store.source_state()
             removed = sorted(s for s, st in existing.items() if s not in given and st.chunks) if prune else []
             report.removed = len(removed)
+            if to_write := sum(p.size for p in pending):  # room on the disk for it all before anything is
+                self.store.check_space(to_write, self.embedder.dim)  # written (then again for each batch)
             # sources with nothing visible yet get an empty live record first, so that
             # their records stay hidden until complete (an old index's source keeps its version)
             self.store.publish({p.source: _legacy_version(existing.get(p.source)) for p in pending
@@ -284,6 +286,7 @@ class Ingestor:
         """Store one batch, then publish the documents it completes; empties the lists."""
         if chunks or sentences:
             chunk_vecs, sent_vecs = self._embed(chunks, sentences, done, total, progress)
+            self.store.check_space(len(chunks) + len(sentences), self.embedder.dim, partway=True)
             self.store.add(chunks, chunk_vecs, sentences, sent_vecs)
             done += len(chunks) + len(sentences)
             log.debug("stored %d of %d records", done, total)
@@ -340,6 +343,17 @@ class Ingestor:
         self.store.publish({s: "" for s in sources})
         self.store.delete_sources(sources)
         self.store.unpublish(sources)
+
+    def discard_unfinished(self, sources: Sequence[str]) -> None:
+        """Drop what an interrupted write stored of these sources' unfinished versions
+        (the visible version of each stays as it was; a source never made visible
+        goes). The next ingest would have resumed them; this is for a write nobody
+        will retry (its client has gone)."""
+        with self.store.writer_lock():
+            state = self.store.source_state()
+            keep = {s: st.live for s in sources if (st := state.get(s)) is not None and st.live is not None}
+            self.store.delete_other_versions(keep)
+            self.store.unpublish([s for s, live in keep.items() if live == ""])
 
     def list_sources(self) -> list[tuple[str, int]]:
         return [(d.source, d.chunks) for d in self.documents()]

@@ -45,6 +45,19 @@ LIVE = "live"  # the ``kind`` of the meta records that name each source's visibl
 ADDRESSES_MODEL = "addresses_model"
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Free disk space an embedded index needs to take a write safely. Chroma rewrites its
+# vector index files when it persists them; when the disk fills at that moment they
+# can be left empty, and the index unreadable until rebuilt (seen on a small tmpfs:
+# docs/reliability.md). So a write is refused, before anything is written, unless the
+# disk has room for the records, twice over, and the margin. A record takes about
+# 5.2 KB in an index of 1,710 chunks and sentences with 384-dimension vectors
+# (2026-12-03; SQLite keeps each vector until the vector index is persisted, and
+# the text with its full-text index): estimated as the index's own bytes per record,
+# at least the vector twice plus SPACE_PER_RECORD_TEXT.
+SPACE_PER_RECORD_TEXT = 3 * 1024  # bytes of text, metadata and full-text index per record, beyond its vectors
+SPACE_SAFETY = 2.0  # room asked for, as a multiple of the estimate
+SPACE_MARGIN = 16 * 2**20  # bytes always kept free: SQLite's journal, Chroma's rewritten id maps
+
 
 @dataclass(frozen=True)
 class Record:
@@ -150,6 +163,7 @@ class Snapshot:
 
 class VectorStore(Protocol):
     def count(self) -> int: ...
+    def check_space(self, records: int, dim: int, partway: bool = False) -> None: ...
     def version(self) -> str: ...
     def live(self) -> dict[str, str]: ...
     def source_state(self) -> dict[str, SourceState]: ...
@@ -196,14 +210,23 @@ def _close_client(client: Any) -> None:
 
 
 def _remote(method: F) -> F:
-    """Turn a lost connection to a Chroma server into a one-line ``BackendError``."""
+    """Turn a lost connection to a Chroma server, or an error of Chroma's reading an
+    embedded index it cannot read (a vector index file left empty...), into a one-line
+    ``BackendError`` that names the way out."""
 
     @functools.wraps(method)
     def wrapper(self: "ChromaStore", *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
+        except BackendError:
+            raise
         except Exception as exc:
             if not self.url:  # embedded: no connection to lose (httpx is not imported)
+                if type(exc).__module__.startswith("chromadb"):  # raised by Chroma's engine, not by our code
+                    message = getattr(exc, "message", None)
+                    detail = (message() if callable(message) else message) or exc
+                    raise BackendError(f"the index in {self.data_dir} cannot be read ({detail}); 'rag doctor' "
+                                       "checks it and 'rag doctor --rebuild' makes it again") from exc
                 raise
             import httpx
 
@@ -325,7 +348,36 @@ class ChromaStore:
             return nullcontext()
         return writer_lock(self.data_dir)
 
+    def check_space(self, records: int, dim: int, partway: bool = False) -> None:
+        """Refuse (``BackendError``, before anything is written) a write of ``records``
+        records of ``dim``-dimension vectors that the disk of an embedded index has no
+        room for (see SPACE_SAFETY); a Chroma server looks after its own disk.
+        ``partway``: the write is the next batch of a run that has stored some already."""
+        if self.url or records <= 0:
+            return
+        import shutil
+
+        folder = self.data_dir / "chroma"
+        files = [f for f in folder.rglob("*") if f.is_file()] if folder.is_dir() else []
+        stored = self.count_records()
+        per_record = max(dim * 4 * 2 + SPACE_PER_RECORD_TEXT,
+                         sum(f.stat().st_size for f in files) / stored if stored >= 500 else 0)
+        needed = records * per_record * SPACE_SAFETY + SPACE_MARGIN
+        free = shutil.disk_usage(folder if folder.is_dir() else self.data_dir).free
+        if free < needed:
+            then = ("the documents finished before are searchable, nothing more was written: free some space "
+                    "and run the command again (it goes on from what was stored)" if partway else
+                    "nothing was changed: free some space and run the command again")
+            raise BackendError(f"not enough free disk space for the index in {self.data_dir}: writing {records} "
+                               f"records needs about {needed / 2**20:.0f} MB free, {free / 2**20:.0f} MB are; "
+                               + then)
+
     # --- reading -------------------------------------------------------------
+    def count_records(self) -> int:
+        """Chunks and sentences stored, of every version."""
+        self._fresh()
+        return int(self._chunks.count()) + int(self._sentences.count())
+
     @_remote
     def count(self) -> int:
         """Chunks that searches see (``/readyz`` calls this: it reopens an index

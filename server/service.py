@@ -26,6 +26,7 @@ from server.gate import Gate
 from server.metrics import Metrics
 
 log = logging.getLogger(__name__)
+WRITE_CLIENT_POLL_S = 0.25  # how often a running write checks that its client is still there
 
 # C0 controls but tab, line feed and carriage return, and DEL: never part of a question
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -103,7 +104,10 @@ class Service:
     async def write(self, fn, *args, request: Request | None = None):  # noqa: ANN001, ANN201 - any index write
         """Index writes one at a time (reads go on meanwhile). At most
         ``max_write_queue`` wait for their turn; more get 503 with Retry-After at
-        once. A write whose client has gone away by its turn is not made."""
+        once. A write whose client has gone away by its turn is not made; one whose
+        client goes away while it runs is told so: ``fn`` is called as
+        ``fn(*args, stop)`` and should end early (ClientGoneError) once the
+        ``threading.Event`` ``stop`` is set."""
         if self.write_lock.locked() and self.writes_waiting >= self.settings.max_write_queue:
             self.metrics.writes.labels("refused").inc()
             raise BusyError(f"the server is busy writing ({self.writes_waiting} writes waiting); retry shortly",
@@ -113,18 +117,35 @@ class Service:
             await self.write_lock.acquire()
         finally:
             self.writes_waiting -= 1
+        stop = threading.Event()
+        watcher = asyncio.create_task(self._watch_client(request, stop)) if request is not None else None
         try:
             if request is not None and await request.is_disconnected():
-                self.metrics.writes.labels("abandoned").inc()
                 raise ClientGoneError("the client went away before its write began")
             t0 = time.perf_counter()
-            result = await run_in_threadpool(fn, *args)
+            result = await run_in_threadpool(fn, *args, stop)
             self._write_s = 0.7 * self._write_s + 0.3 * (time.perf_counter() - t0) if self._write_s else \
                 time.perf_counter() - t0
             self.metrics.writes.labels("done").inc()
             return result
+        except ClientGoneError:
+            self.metrics.writes.labels("abandoned").inc()
+            raise
         finally:
+            if watcher is not None:
+                watcher.cancel()
             self.write_lock.release()
+
+    @staticmethod
+    async def _watch_client(request: Request, stop: threading.Event) -> None:
+        """Set ``stop`` once the client of a running write has gone away."""
+        while not stop.is_set():
+            if await request.is_disconnected():
+                log.info("%s %s: the client went away during its write: stopping it", request.method,
+                         request.url.path)
+                stop.set()
+                return
+            await asyncio.sleep(WRITE_CLIENT_POLL_S)
 
     def write_retry_after(self) -> float:
         """Seconds until the write queue has likely moved on (the recent write time, at least 1)."""

@@ -185,7 +185,7 @@ def held_writes(tmp_path: Path, embedder):
     release, started = threading.Event(), threading.Event()
     ingestor = engine.ingestor
     real = ingestor.ingest_documents
-    ingestor.ingest_documents = lambda docs: (started.set(), release.wait(60), real(docs))[2]
+    ingestor.ingest_documents = lambda docs, **kw: (started.set(), release.wait(60), real(docs, **kw))[2]
     with LiveServer(create_app(settings, engine=engine)) as server:
         yield server.url, release, started
         release.set()
@@ -252,3 +252,98 @@ def test_an_upload_of_too_many_units_is_refused_before_any_work(fresh_api: str) 
     lines = "\n".join(f"word{i}" for i in range(10_000))
     assert httpx.post(f"{fresh_api}/v1/documents", files={"file": ("lines.txt", lines.encode())},
                       timeout=120).status_code == 200
+
+
+def test_a_write_whose_client_leaves_while_it_runs_stops_and_changes_nothing(tmp_path: Path, embedder) -> None:
+    import socket
+    import threading
+    import time
+    from urllib.parse import urlparse
+
+    from rag.engine import Rag
+    from rag.loaders import parse_string
+    from rag.settings import Settings
+    from server.app import create_app
+    from tests.serving import LiveServer
+    from tests.test_ingest import CountingEmbedder
+
+    settings = Settings(data_dir=tmp_path / "data", use_llm=False)
+    counting = CountingEmbedder(embedder)
+    engine = Rag(settings, embedder=counting)
+    old = "The old log has two lines. Nothing else happened."
+    engine.ingestor.ingest_documents([parse_string(old, "log.txt")])
+    before = engine.store.source_state()["log.txt"]
+    started = threading.Event()
+    real = engine.ingestor.ingest_documents
+    engine.ingestor.ingest_documents = lambda docs, **kw: (started.set(), real(docs, **kw))[1]
+    # 2,000 sentences: some seconds of embedding
+    new = "\n\n".join(" ".join(f"Entry {p}-{i} records {i * 7 % 13} crates of cargo at dock {p}." for i in range(10))
+                      for p in range(200))
+    body = ('{"source": "log.txt", "text": "' + new.replace("\n", "\\n") + '"}').encode()
+    with LiveServer(create_app(settings, engine=engine)) as server:
+        parts = urlparse(server.url)
+        counting.texts = 0
+        with socket.create_connection((parts.hostname, parts.port)) as sock:
+            sock.sendall(b"POST /v1/documents HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            assert started.wait(60)
+            time.sleep(0.5)  # the write is under way: embedding
+        deadline = time.monotonic() + 60
+        while _metric(server.url, 'rag_writes_total{outcome="abandoned"}') < 1:
+            assert time.monotonic() < deadline, "the write did not stop"
+            time.sleep(0.1)
+        embedded = counting.texts
+        assert 0 < embedded < 2000  # stopped part-way
+        assert _metric(server.url, 'rag_writes_total{outcome="done"}') == 0
+        # nothing changed: the old version visible, and nothing of the new one stored
+        assert engine.store.source_state()["log.txt"] == before
+        r = httpx.get(f"{server.url}/v1/search", params={"q": "crates of cargo at dock", "k": 3}, timeout=60)
+        assert all(h["text"] in old for h in r.json()["results"])
+        # the same upload from a client that waits is made whole
+        r = httpx.post(f"{server.url}/v1/documents", content=body, headers={"Content-Type": "application/json"},
+                       timeout=300)
+        assert r.status_code == 200 and r.json()["status"] == "updated"
+        state = engine.store.source_state()["log.txt"]
+        assert list(state.versions) == [state.live] and state.live != before.live
+
+
+def test_twenty_costly_uploads_meet_a_bounded_queue(held_writes) -> None:
+    """The issue's case: 20 costly uploads (1,500 sentences each) at once used to all queue (the queue metric
+    at 0). With a write under way and a queue of 2: 2 wait, 18 get 503 at once."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    url, release, started = held_writes
+    first = threading.Thread(target=lambda: httpx.post(f"{url}/v1/documents",
+                                                       json={"source": "first.txt", "text": "First."}, timeout=300))
+    first.start()
+    assert started.wait(30)
+    costly = [" ".join(f"Upload {n} line {i} lists {i % 17} parcels." for i in range(1500)) for n in range(20)]
+    peak = 0.0
+
+    def send(n: int) -> httpx.Response:
+        return httpx.post(f"{url}/v1/documents", files={"file": (f"costly{n}.txt", costly[n].encode())},
+                          timeout=300)
+
+    with ThreadPoolExecutor(20) as pool:
+        futures = [pool.submit(send, n) for n in range(20)]
+        deadline = time.monotonic() + 120
+        while sum(f.done() for f in futures) < 18 and time.monotonic() < deadline:
+            peak = max(peak, _metric(url, "rag_write_queue_depth"))
+            time.sleep(0.2)
+        peak = max(peak, _metric(url, "rag_write_queue_depth"))
+        refused = [f.result() for f in futures if f.done()]
+        assert len(refused) == 18 and all(r.status_code == 503 and int(r.headers["retry-after"]) >= 1
+                                          for r in refused)
+        assert peak == 2 and _metric(url, "rag_write_queue_depth") == 2
+        release.set()
+        results = [f.result() for f in futures]
+    first.join(300)
+    statuses = sorted(r.status_code for r in results)
+    assert statuses == [200] * 2 + [503] * 18
+    docs = {d["source"] for d in httpx.get(f"{url}/v1/documents", timeout=30).json()["documents"]}
+    assert len(docs) == 3 and "first.txt" in docs
+    assert _metric(url, 'rag_writes_total{outcome="refused"}') == 18
+    assert _metric(url, 'rag_writes_total{outcome="done"}') == 3
+    assert _metric(url, "rag_write_queue_depth") == 0

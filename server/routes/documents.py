@@ -4,6 +4,7 @@ names, never paths; nothing is read from or written to the file system."""
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from pathlib import Path, PurePosixPath
 from typing import Annotated
@@ -30,7 +31,7 @@ from rag.loaders import (
     parse_document,
     parse_string,
 )
-from server.errors import UnsupportedMediaTypeError
+from server.errors import ClientGoneError, UnsupportedMediaTypeError
 from server.routes._deps import ERROR_RESPONSES, JSON_ERROR_RESPONSES, is_json, media_type, service
 from server.schemas import ChunkOut, DeleteOut, DocumentIn, DocumentList, ErrorOut, IngestOut
 
@@ -139,24 +140,35 @@ def count_units(doc: Document, chunk_chars: int) -> int:
     return sum(len(chunk.sentences) for chunk in chunk_document(doc, chunk_chars))
 
 
-def _keep_and_ingest(data_dir: Path, ingestor: Ingestor, doc: Document, raw: bytes) -> IngestReport:
+def _keep_and_ingest(data_dir: Path, ingestor: Ingestor, doc: Document, raw: bytes,
+                     stop: threading.Event) -> IngestReport:
     """Ingest ``doc`` and keep the bytes that were sent in the data folder
     (``rag.originals``: what ``rag doctor --rebuild`` makes the index from again);
-    if the ingest fails, the copy it replaced is put back."""
+    if the ingest fails, the copy it replaced is put back. Once ``stop`` is set (the
+    client has gone) the ingest ends at its next step, and what it had stored of the
+    new version is dropped: the index is as before."""
+    def stop_if_gone(done: int, total: int) -> None:
+        if stop.is_set():
+            raise ClientGoneError(f"the client went away while {doc.source!r} was written "
+                                  f"({done} of {total} parts done): stopped, nothing changed")
+
     path = originals.upload_path(data_dir, doc.source)
     previous = path.read_bytes() if path.is_file() else None
     originals.save_upload(data_dir, doc.source, raw)
     try:
-        return ingestor.ingest_documents([doc])
-    except BaseException:
+        return ingestor.ingest_documents([doc], progress=stop_if_gone)
+    except BaseException as exc:
         if previous is None:
             originals.remove_upload(data_dir, doc.source)
         else:
             originals.save_upload(data_dir, doc.source, previous)
+        if isinstance(exc, ClientGoneError):
+            ingestor.discard_unfinished([doc.source])
         raise
 
 
-def _remove_with_copy(data_dir: Path, ingestor: Ingestor, source: str) -> int:
+def _remove_with_copy(data_dir: Path, ingestor: Ingestor, source: str, stop: threading.Event) -> int:
+    """Remove ``source`` and its kept copy (quick, one step: ``stop`` is not looked at)."""
     n = ingestor.remove(source)
     originals.remove_upload(data_dir, source)
     return n
