@@ -302,8 +302,10 @@ def serve(
     err.print(f"serving on http://{settings.host}:{settings.port} (Ctrl-C to stop)", highlight=False)
     uvicorn.run("server.app:app_from_env", factory=True, host=settings.host, port=settings.port,
                 workers=workers, log_level="info", timeout_graceful_shutdown=5,
-                # h11, whose parser bounds a request's head (httptools took a 200 MB header)
-                http="h11", h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES)
+                limit_concurrency=settings.max_connections,
+                # h11, whose parser bounds a request's head in bytes (httptools took a 200 MB header),
+                # with bounds in time on slow clients (RAG_HEAD_TIMEOUT, RAG_IDLE_TIMEOUT)
+                http="server.http_protocol:BoundedH11Protocol", h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -341,17 +343,23 @@ def main(argv: list[str] | None = None) -> None:
 
 # Commands that only read: their process may end without tearing the interpreter
 # down (unloading ONNX Runtime, SciPy and Chroma's engine takes about 0.2 s here).
+# So does any command that failed: a model still loading in a thread when the error
+# came would abort the teardown ("terminate called without an active exception",
+# exit 134, seen after a refused 'rag ingest'); what a write stored is in Chroma's
+# SQLite log already, as after a kill.
 READ_ONLY = frozenset({"ask", "search", "list"})
 
 
 def run() -> None:
     """The ``rag`` console script (and ``python -m rag``): ``main``, and after a
-    read-only command, output flushed, a quick exit (``os._exit``; see READ_ONLY)."""
+    read-only command or an error, output flushed, a quick exit (``os._exit``; see
+    READ_ONLY)."""
     try:
         main()
     except SystemExit as exc:
         first = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
-        if first in READ_ONLY and (exc.code is None or isinstance(exc.code, int)):
+        failed = isinstance(exc.code, int) and exc.code != 0
+        if (first in READ_ONLY and (exc.code is None or isinstance(exc.code, int))) or failed:
             logging.shutdown()
             for stream in (sys.stdout, sys.stderr):
                 try:

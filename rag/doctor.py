@@ -92,7 +92,8 @@ def check(settings: "Settings") -> Health:
                                     f"'rag ingest' of them repairs it): {', '.join(half[:5])}")
             store.close()
         except Exception as exc:  # noqa: BLE001 - any failure to read is the finding
-            health.problems.append(f"the index cannot be read: {getattr(exc, 'message', None) or exc}")
+            message = getattr(exc, "message", None)  # chromadb's errors have a message() method
+            health.problems.append(f"the index cannot be read: {(message() if callable(message) else message) or exc}")
     kept = originals.uploads(data)
     folders = originals.ingested(data)
     gone = [f.path for f in folders if not Path(f.path).exists()]

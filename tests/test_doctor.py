@@ -16,6 +16,7 @@ from rag import originals
 from rag.engine import Rag
 from rag.settings import Settings
 from server.app import create_app
+from tests.articles import write_articles
 from tests.conftest import SEEDS
 from tests.serving import LiveServer
 
@@ -104,3 +105,31 @@ def test_a_damaged_index_is_one_line_everywhere_and_rag_doctor_rebuilds_it(tmp_p
     assert [(h["source"], h["text"]) for h in after["results"]] == [(h["source"], h["text"]) for h in before["results"]]
     listed = json.loads(rag("list", "--json", "--data-dir", str(data)).stdout)["documents"]
     assert {d["source"] for d in listed} == {f"seeds/{p.name}" for p in SEEDS.glob("*.txt")} | {"notes/harbour.md"}
+
+
+@pytest.mark.slow
+def test_an_emptied_vector_index_file_is_one_line_everywhere_and_rag_doctor_rebuilds_it(tmp_path: Path) -> None:
+    """The issue's state after a full disk: Chroma's id map of a vector index
+    (``index_metadata.pickle``) left empty, every command failing until it was deleted
+    by hand. It appears once a collection holds about a thousand records."""
+    data, docs = tmp_path / "data", write_articles(tmp_path / "articles", 70)  # 1,120 sentences
+    assert rag("ingest", str(docs), "--data-dir", str(data)).returncode == 0
+    query = ("search", "Who logs tanker 3 at station 5?", "--json", "--data-dir", str(data))
+    before = json.loads(rag(*query).stdout)["results"]
+    maps = list((data / "chroma").glob("*/index_metadata.pickle"))
+    assert maps, "no persisted vector index: the corpus is too small"
+    for path in maps:
+        path.write_bytes(b"")
+    for argv in (["list"], ["ask", "Who logs tanker 3 at station 5?", "--no-llm"], ["ingest", str(docs)]):
+        proc = rag(*argv, "--data-dir", str(data))
+        assert proc.returncode != 0, argv
+        said = " ".join(proc.stderr.split())  # one message (the terminal may wrap it)
+        assert said.startswith("error: the index in") and "rag doctor --rebuild" in said, (argv, proc.stderr)
+        assert "Traceback" not in proc.stderr and "│" not in proc.stderr
+    check = rag("doctor", "--data-dir", str(data))
+    assert check.returncode == 1 and "pickle" in check.stderr and "--rebuild" in check.stderr
+    assert rag("doctor", "--rebuild", "--data-dir", str(data)).returncode == 0
+    listed = json.loads(rag("list", "--json", "--data-dir", str(data)).stdout)["documents"]
+    assert len(listed) == 70
+    after = json.loads(rag(*query).stdout)["results"]
+    assert after and [(h["source"], h["text"]) for h in after] == [(h["source"], h["text"]) for h in before]
