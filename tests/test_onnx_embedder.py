@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +34,21 @@ def torch_model() -> SentenceTransformerEmbedder:
 
 
 @pytest.fixture(scope="module")
-def onnx(tmp_path_factory: pytest.TempPathFactory) -> OnnxEmbedder:
-    embedder = load_embedder(MODEL, tmp_path_factory.mktemp("onnx-cache"))
+def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache folder whose exports are made once: tests that damage or reuse a copy of
+    it need not export again (each export takes seconds)."""
+    cache = tmp_path_factory.mktemp("onnx-cache")
+    load_embedder(MODEL, cache)
+    return cache
+
+
+def _copy(made: Path, cache: Path) -> None:
+    shutil.copytree(made, cache, dirs_exist_ok=True)
+
+
+@pytest.fixture(scope="module")
+def onnx(made: Path) -> OnnxEmbedder:
+    embedder = load_embedder(MODEL, made)
     assert isinstance(embedder, OnnxEmbedder)
     return embedder
 
@@ -108,8 +122,8 @@ def test_the_export_is_made_once_and_reused_without_torch(tmp_path: Path, monkey
 @pytest.mark.parametrize("damaged", [FP32, INT8, "tokenizer.json"])
 def test_a_file_whose_hash_differs_from_the_manifest_is_made_again(
         tmp_path: Path, damaged: str, torch_model: SentenceTransformerEmbedder,
-        caplog: pytest.LogCaptureFixture) -> None:
-    load_embedder(MODEL, tmp_path)
+        caplog: pytest.LogCaptureFixture, made: Path) -> None:
+    _copy(made, tmp_path)
     path = _folder(tmp_path) / damaged
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one byte changed: same size, another hash
@@ -126,8 +140,8 @@ def test_a_file_whose_hash_differs_from_the_manifest_is_made_again(
     assert (vectors * expected).sum(axis=1).min() > 0.97
 
 
-def test_a_missing_manifest_or_file_is_made_again(tmp_path: Path) -> None:
-    load_embedder(MODEL, tmp_path)
+def test_a_missing_manifest_or_file_is_made_again(tmp_path: Path, made: Path) -> None:
+    _copy(made, tmp_path)
     (_folder(tmp_path) / FP32).unlink()
     assert isinstance(load_embedder(MODEL, tmp_path), OnnxEmbedder)
     (_folder(tmp_path) / MANIFEST).write_text("{not json")
@@ -184,7 +198,9 @@ def test_the_cache_is_keyed_by_the_models_files(tmp_path: Path) -> None:
     assert cache_folder(tmp_path, other) != cache_folder(tmp_path, model_dir)
 
 
-def test_a_verified_file_is_hashed_again_only_once_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_verified_file_is_hashed_again_only_once_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               made: Path) -> None:
+    _copy(made, tmp_path)
     load_embedder(MODEL, tmp_path).embed([TEXTS[0]])  # the fp32 session made: its file hashed and stamped
     fp32 = _folder(tmp_path) / FP32
     assert fp32.with_name(FP32 + onnx_embedder.STAMP_SUFFIX).is_file()

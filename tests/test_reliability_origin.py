@@ -19,7 +19,7 @@ from rag.settings import Settings
 from server.app import create_app
 from server.guard import default_hosts, host_allowed, split_host
 from tests.serving import LiveServer
-from tests.test_web import driver  # noqa: F401 - the headless Chromium fixture
+from tests.browser import headless_chromium
 
 DOC = {"source": "notes.txt", "text": "The harbour opens at seven. Ferries leave from pier four."}
 
@@ -163,8 +163,14 @@ def attacker_site(tmp_path: Path) -> Iterator[Callable[[str], str]]:
         httpd.server_close()
 
 
+@pytest.fixture(scope="module")
+def driver() -> Iterator[object]:
+    with headless_chromium((1280, 860)) as drv:
+        yield drv
+
+
 @pytest.mark.slow
-def test_a_page_of_another_origin_cannot_add_replace_or_delete_documents(serve, attacker_site, driver) -> None:  # noqa: F811
+def test_a_page_of_another_origin_cannot_add_replace_or_delete_documents(serve, attacker_site, driver) -> None:
     url = serve()
     assert httpx.post(f"{url}/v1/documents", json=DOC, timeout=60).status_code == 200
     before = httpx.get(f"{url}/metrics", timeout=30).text

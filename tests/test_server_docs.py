@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
+
+from tests.browser import headless_chromium
 
 # every URL a page names: attributes, and the quoted 'url' Swagger UI is started with
 _URL = re.compile(r"""(?:\b(?:src|href|spec-url)=["']|\burl:\s*["'])([^"']+)""")
@@ -48,41 +49,14 @@ def test_docs_routes_are_not_in_the_api_schema(api_url: str) -> None:
     assert not [p for p in paths if p.startswith(("/docs", "/redoc"))]
 
 
-def _find(name: str, fallback: str) -> str | None:
-    path = shutil.which(name)
-    if path:
-        return path
-    return fallback if os.access(fallback, os.X_OK) else None
-
-
 @pytest.fixture(scope="module")
 def offline_driver() -> Iterator[object]:
     """Headless Chromium that can reach only 127.0.0.1 (every other host name fails
     to resolve) and logs every request it makes."""
-    chromium = _find("chromium", "/usr/bin/chromium")
-    chromedriver = _find("chromedriver", "/usr/bin/chromedriver")
-    if not chromium or not chromedriver:
-        reason = "chromium and chromedriver are not installed (bash .ci/setup installs them)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)  # CI must run the browser tests, never skip them silently
-        pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1100,900", "--disable-extensions", "--no-first-run",
-                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-                "--disable-background-networking", "--disable-component-update"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    drv = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
-    try:
-        drv.set_page_load_timeout(60)
+    flags = ("--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--disable-background-networking",
+             "--disable-component-update")
+    with headless_chromium((1100, 900), flags, logging={"performance": "ALL"}) as drv:
         yield drv
-    finally:
-        drv.quit()
 
 
 def _requested(driver) -> list[str]:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.browser import headless_chromium
 from tests.conftest import SEEDS
 
 STATIC = Path(__file__).resolve().parents[1] / "server" / "static"
@@ -28,37 +28,10 @@ GUIDE_TITLE = "Port Elsworth Harbour Guide"
 NEWS = "world-news.txt"  # the five seed articles in one file
 
 
-def _find(name: str, fallback: str) -> str | None:
-    path = shutil.which(name)
-    if path:
-        return path
-    return fallback if os.access(fallback, os.X_OK) else None
-
-
 @pytest.fixture(scope="module")
 def driver() -> Iterator[object]:
-    chromium = _find("chromium", "/usr/bin/chromium")
-    chromedriver = _find("chromedriver", "/usr/bin/chromedriver")
-    if not chromium or not chromedriver:
-        reason = "chromium and chromedriver are not installed (bash .ci/setup installs them)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)  # CI must run the browser tests, never skip them silently
-        pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                f"--window-size={DESKTOP[0]},{DESKTOP[1]}", "--disable-extensions", "--no-first-run"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
-    try:
-        drv.set_page_load_timeout(60)
+    with headless_chromium(DESKTOP, logging={"browser": "ALL"}) as drv:
         yield drv
-    finally:
-        drv.quit()
 
 
 @pytest.fixture(scope="module")
