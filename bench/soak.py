@@ -162,6 +162,8 @@ def _memory(samples: list[tuple[float, float]], warmup_s: float) -> dict[str, ob
     return {"samples": len(samples), "warmup_s": round(warmup_s, 1), "rss_start_mb": round(samples[0][1], 1),
             "rss_after_warmup_mb": round(warm, 1), "rss_end_mb": round(end, 1),
             "rss_max_mb": round(max(v for _, v in samples), 1),
+            "rss_mb_per_minute": [round(statistics.median(v for t, v in samples if int(t // 60) == m), 1)
+                                  for m in sorted({int(t // 60) for t, _ in samples})],
             "growth_pct": round((end - warm) / warm * 100, 2), "growth_target_pct": GROWTH_TARGET_PCT}
 
 

@@ -9,6 +9,7 @@ import asyncio
 import io
 import json
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -76,7 +77,9 @@ class Terminal:
         self.output = io.StringIO()
         self.child = pexpect.spawn(sys.executable, ["-m", "rag", *args], cwd=str(ROOT), env=env,
                                    encoding="utf-8", timeout=timeout, dimensions=(rows, cols),
-                                   use_poll=True)  # poll: select() fails on fds over 1023 in long runs
+                                   use_poll=True,  # poll: select() fails on fds over 1023 in long runs
+                                   # Ctrl-C as at a terminal, whatever the test process inherited
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.child.logfile_read = self.output
 
     def expect_exact(self, text: str) -> None:
@@ -125,9 +128,11 @@ class FakeLLM:
     ``tests.serving.LiveServer``) whose reply to a drafting prompt is
     ``draft(prompt)``, streamed piece by piece ``delay`` seconds apart."""
 
-    def __init__(self, draft: Callable[[str], Sequence[str]], delay: float = 0.03) -> None:
+    def __init__(self, draft: Callable[[str], Sequence[str]], delay: float = 0.03,
+                 stall_after: int | None = None) -> None:
         self.draft = draft
         self.delay = delay
+        self.stall_after = stall_after  # pieces sent before the stream stalls (until its client leaves)
         self.prompts: list[str] = []
         self.app = FastAPI()
         self.app.get("/v1/models")(self._models)
@@ -143,7 +148,9 @@ class FakeLLM:
         pieces = list(self.draft(prompt))
 
         async def events() -> AsyncIterator[str]:
-            for piece in pieces:
+            for i, piece in enumerate(pieces):
+                if i == self.stall_after:
+                    await asyncio.sleep(3600)
                 yield sse(piece)
                 await asyncio.sleep(self.delay)
             yield "data: [DONE]\n\n"

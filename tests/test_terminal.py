@@ -138,7 +138,8 @@ def test_chat_erases_withdrawn_drafts_and_says_how_a_follow_up_was_searched(
 
 
 def test_chat_erases_the_draft_on_ctrl_c(seeded_dir: Path) -> None:
-    with LiveServer(FakeLLM(draft, delay=0.3).app) as slow:  # the draft takes seconds: time to interrupt it
+    # the draft stalls after "Nick Clegg" until the chat stops reading it: it is under way when Ctrl-C comes
+    with LiveServer(FakeLLM(draft, delay=0.05, stall_after=2).app) as slow:
         env = rag_env(RAG_DATA_DIR=str(seeded_dir), RAG_LLM_URL=slow.url + "/v1")
         with Terminal(["chat"], env=env, cols=60) as term:
             term.expect_exact(PROMPT)
@@ -149,7 +150,7 @@ def test_chat_erases_the_draft_on_ctrl_c(seeded_dir: Path) -> None:
             term.sendline("/quit")
             assert term.finish() == 0, term.raw[-2000:]
     lines = ["loading models…", f"rag chat — {HELP}", PROMPT + WITHDRAWN_Q, "(stopped)", PROMPT + "/quit"]
-    assert term.screen() == screen_rows(lines, 60)
+    assert term.screen() == screen_rows(lines, 60), term.raw[-3000:]
 
 
 @pytest.fixture(scope="module")
