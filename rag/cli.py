@@ -250,9 +250,11 @@ def ask(
     engine = _engine(settings)
     engine.load(wait=False)  # the LLM loads (and reads the fixed start of the prompt) while the question is searched
     if as_json:
-        _print_json(engine.ask(question, sources=source).to_dict())
+        result = engine.ask(question, sources=source)
+        engine.settle()  # nothing printed while a model loads (see Rag.settle)
+        _print_json(result.to_dict())
         return
-    answer = stream_answer(out, engine.ask_stream(question, sources=source))
+    answer = stream_answer(out, engine.ask_stream(question, sources=source), settle=engine.settle)
     if answer.citations:
         out.print("sources:", style="dim")
         print_sources(out, answer.citations, max_chars=240)

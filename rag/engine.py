@@ -153,6 +153,20 @@ class Rag:
         if wait and self.settings.use_llm:
             _ = self.generator
 
+    def settle(self) -> None:
+        """Wait for the LLM if it is still loading in a thread (``load(wait=False)``),
+        before printing: llama-cpp-python points the process's stdout and stderr (their
+        file descriptors, and ``sys.stdout``/``sys.stderr``) at /dev/null while it
+        loads a model, so a line printed meanwhile is lost (seen: ``rag ask``'s
+        abstention, ready before the model it did not need, printed nothing about one
+        time in four). A failed load is not this answer's concern: the model's next
+        use reports it."""
+        if self._loading_generator is not None:
+            try:
+                self._loading_generator.result()
+            except Exception:  # noqa: BLE001 - reported where the model is used
+                log.debug("the LLM did not load", exc_info=True)
+
     def resolve_sources(self, patterns: Sequence[str] | None) -> frozenset[str] | None:
         """The document ids that ``patterns`` (ids or id prefixes) name; None for
         all documents. NotFoundError names a pattern that matches no document."""

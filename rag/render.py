@@ -79,11 +79,13 @@ def searched_as(answer: Answer) -> str | None:
     return standalone if standalone and standalone != " ".join(answer.question.split()) else None
 
 
-def stream_answer(console: Console, events: Iterable[StreamEvent], *, show_searched_as: bool = False) -> Answer:
+def stream_answer(console: Console, events: Iterable[StreamEvent], *, show_searched_as: bool = False,
+                  settle: Callable[[], None] | None = None) -> Answer:
     """Show an answer stream and return its final answer. Only the verified answer
     stays on the screen, printed once (see the module's docstring); with
     ``show_searched_as``, a dim line before it gives the standalone question when
-    it differs from what was asked."""
+    it differs from what was asked. ``settle`` is called before the answer is
+    printed (``Rag.settle``: no model may be loading then)."""
     final: Answer | None = None
     with _live_draft(console) if console.is_interactive else nullcontext(None) as show:
         for event in events:
@@ -94,6 +96,8 @@ def stream_answer(console: Console, events: Iterable[StreamEvent], *, show_searc
                 final = event.answer
     if final is None:
         raise RuntimeError("answer stream ended without an answer")
+    if settle is not None:
+        settle()
     note = searched_as(final) if show_searched_as else None
     if note:
         console.print(f"(searched as: {note})", style="dim", highlight=False, markup=False)

@@ -137,3 +137,36 @@ def test_sources_are_printed_with_where_they_are() -> None:
     lines = buf.getvalue().splitlines()
     assert lines == ["  [1] a.txt", "      Meta did it.",
                      "  [2] usrguide.pdf, p. 3 — A > B", "      Optional arguments start with -."]
+
+
+@pytest.mark.parametrize("interactive", [False, True])
+def test_nothing_is_printed_before_the_models_have_settled(interactive: bool) -> None:
+    """llama-cpp-python points stdout at /dev/null while a model loads (in a thread,
+    during ``rag ask``): the answer is printed only once ``settle`` has returned."""
+    console, buf = _terminal(80) if interactive else (Console(file=io.StringIO(), width=200), None)
+    out = buf if buf is not None else console.file
+    seen: list[str] = []
+    stream_answer(console, [AnswerEvent(_answer("Meta did it [1]."))], settle=lambda: seen.append(out.getvalue()))
+    assert seen and "Meta did it" not in seen[0]  # settled before the answer was printed
+    assert "Meta did it [1]." in out.getvalue()
+
+
+def test_settle_waits_for_a_model_loading_in_a_thread_and_ignores_its_failure(tmp_path) -> None:
+    import time
+
+    from rag.engine import Rag
+    from rag.settings import Settings
+    from rag.threads import Background
+
+    engine = Rag(Settings(data_dir=tmp_path), embedder=None)
+    engine.settle()  # nothing loading: returns at once
+    done: list[float] = []
+    engine._loading_generator = Background(lambda: (time.sleep(0.3), done.append(time.monotonic()))[1], "t")
+    engine.settle()
+    assert done and done[0] <= time.monotonic()
+
+    def fails() -> None:
+        raise RagError("no model")
+
+    engine._loading_generator = Background(fails, "t")
+    engine.settle()  # the failure is for the model's next use to report
