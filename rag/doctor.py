@@ -64,7 +64,7 @@ def _sqlite_problem(path: Path) -> str | None:
 
 def check(settings: "Settings") -> Health:
     """What is wrong with the index in ``settings.data_dir`` (nothing when there is none yet)."""
-    from rag.store import ChromaStore
+    from rag.store import ChromaStore, chroma_message
 
     data = Path(settings.data_dir)
     health = Health()
@@ -92,8 +92,7 @@ def check(settings: "Settings") -> Health:
                                     f"'rag ingest' of them repairs it): {', '.join(half[:5])}")
             store.close()
         except Exception as exc:  # noqa: BLE001 - any failure to read is the finding
-            message = getattr(exc, "message", None)  # chromadb's errors have a message() method
-            health.problems.append(f"the index cannot be read: {(message() if callable(message) else message) or exc}")
+            health.problems.append(f"the index cannot be read: {chroma_message(exc)}")
     kept = originals.uploads(data)
     folders = originals.ingested(data)
     gone = [f.path for f in folders if not Path(f.path).exists()]

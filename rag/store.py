@@ -209,6 +209,12 @@ def _close_client(client: Any) -> None:
             log.debug("closing the Chroma client: %s", exc)
 
 
+def chroma_message(exc: BaseException) -> str:
+    """An error's own message: chromadb's errors have a ``message()`` method."""
+    message = getattr(exc, "message", None)
+    return str((message() if callable(message) else message) or exc)
+
+
 def _remote(method: F) -> F:
     """Turn a lost connection to a Chroma server, or an error of Chroma's reading an
     embedded index it cannot read (a vector index file left empty...), into a one-line
@@ -223,9 +229,8 @@ def _remote(method: F) -> F:
         except Exception as exc:
             if not self.url:  # embedded: no connection to lose (httpx is not imported)
                 if type(exc).__module__.startswith("chromadb"):  # raised by Chroma's engine, not by our code
-                    message = getattr(exc, "message", None)
-                    detail = (message() if callable(message) else message) or exc
-                    raise BackendError(f"the index in {self.data_dir} cannot be read ({detail}); 'rag doctor' "
+                    raise BackendError(f"the index in {self.data_dir} cannot be read ({chroma_message(exc)}); "
+                                       "'rag doctor' "
                                        "checks it and 'rag doctor --rebuild' makes it again") from exc
                 raise
             import httpx
@@ -358,10 +363,10 @@ class ChromaStore:
         import shutil
 
         folder = self.data_dir / "chroma"
-        files = [f for f in folder.rglob("*") if f.is_file()] if folder.is_dir() else []
         stored = self.count_records()
-        per_record = max(dim * 4 * 2 + SPACE_PER_RECORD_TEXT,
-                         sum(f.stat().st_size for f in files) / stored if stored >= 500 else 0)
+        measured = (sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / stored
+                    if stored >= 500 and folder.is_dir() else 0)
+        per_record = max(dim * 4 * 2 + SPACE_PER_RECORD_TEXT, measured)
         needed = records * per_record * SPACE_SAFETY + SPACE_MARGIN
         free = shutil.disk_usage(folder if folder.is_dir() else self.data_dir).free
         if free < needed:
