@@ -1,12 +1,13 @@
 """Soak test: minutes of mixed traffic against a real ``rag serve``; memory and latency stability.
 
-Run: .venv/bin/python bench/soak.py [--minutes 5] [--clients 4] [--sample-every 5] [--json-out F]
+Run: .venv/bin/python bench/soak.py [--minutes 5] [--clients 4] [--sample-every 5] [--round T,T,...] [--json-out F]
 
 Starts ``rag serve`` as its own process on a free loopback port over a fresh index
 of ``seeds/`` (as ``bench/load.py`` does), then ``--clients`` concurrent clients send
 mixed traffic for ``--minutes``: answers (JSON and streamed), searches,
 OpenAI-compatible chat completions (JSON and streamed), document listings, and
-uploads and deletes of a small document. A sampler reads the server's resident
+uploads and deletes of a small document (``--round`` names the kinds a client
+cycles through, to find which kind of traffic holds on to memory). A sampler reads the server's resident
 memory (``VmRSS`` in ``/proc/PID/status``, Linux) every ``--sample-every`` seconds.
 
 Printed as one JSON object: requests by type and status, errors (any 5xx and
@@ -110,12 +111,13 @@ async def _request(http: httpx.AsyncClient, kind: str, n: int, questions: list[s
     return r.status_code
 
 
-async def _client(url: str, number: int, until: float, questions: list[str], tally: Tally) -> None:
+async def _client(url: str, number: int, until: float, questions: list[str], tally: Tally,
+                  round_: tuple[str, ...]) -> None:
     doc = f"soak/client{number}.txt"
     n = number
     async with httpx.AsyncClient(base_url=url, timeout=300) as http:
         while time.monotonic() < until:
-            kind = ROUND[n % len(ROUND)]
+            kind = round_[n % len(round_)]
             t0 = time.monotonic()
             try:
                 status = await _request(http, kind, n, questions, doc)
@@ -133,7 +135,7 @@ async def _soak(url: str, pid: int, args: argparse.Namespace,
     tally = Tally(started)
     samples: list[tuple[float, float]] = []
     sampler = asyncio.create_task(_sample_rss(pid, args.sample_every, until, started, samples))
-    await asyncio.gather(*[_client(url, i, until, questions, tally) for i in range(args.clients)])
+    await asyncio.gather(*[_client(url, i, until, questions, tally, args.round) for i in range(args.clients)])
     await sampler
     return tally, samples
 
@@ -196,11 +198,22 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
             server.wait(timeout=30)
 
 
+def _kinds(text: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in TYPES]
+    if not kinds or unknown:
+        raise argparse.ArgumentTypeError(f"kinds are {', '.join(TYPES)}; got {text!r}")
+    return kinds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--sample-every", type=float, default=5.0, help="seconds between memory samples")
+    parser.add_argument("--round", type=_kinds, default=ROUND,
+                        help=f"comma-separated kinds a client cycles through (of {', '.join(TYPES)}); "
+                             "default: the mixed round")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     if not Path("/proc/self/status").exists():
@@ -220,7 +233,7 @@ def main() -> None:
     warmup_s = min(60.0, args.minutes * 60 / 3)
     memory = _memory(samples, warmup_s)
     result = {
-        "minutes": args.minutes, "clients": args.clients,
+        "minutes": args.minutes, "clients": args.clients, "round": list(args.round),
         "requests": sum(tally.statuses.values()),
         "by_type_and_status": {f"{k} {s}": n for (k, s), n in sorted(tally.statuses.items())},
         "errors": len(tally.errors), "error_examples": tally.errors[:5],

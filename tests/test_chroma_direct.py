@@ -98,6 +98,61 @@ def test_a_write_in_the_same_process_is_read_at_once(tmp_path: Path, embedder: A
     assert {h.source for h in engine.search("When does the ferry leave?").hits} == {"b.txt"}
 
 
+def test_after_a_write_reads_go_through_the_writers_engine(tmp_path: Path, embedder: Any) -> None:
+    # one engine per process once it writes: opening a reader of its own after each
+    # write loaded the vector index again each time (a soak of uploads grew ~0.7 MB a write)
+    engine = Rag(Settings(data_dir=tmp_path / "data"), embedder=embedder)
+    store = engine.store
+    assert isinstance(store, ChromaStore)
+    for i in range(3):
+        engine.ingestor.ingest_documents([Document("a.txt", f"The ferry leaves at {i + 7}.")])
+        assert engine.search("When does the ferry leave?").hits[0].text == f"The ferry leaves at {i + 7}."
+        writer = store._client._server.bindings
+        assert all(c._b is writer for c in (store._chunks, store._sentences, store._meta))
+
+
+def test_reads_during_this_processs_writes_never_reopen_the_index(tmp_path: Path, embedder: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # a read between a write's storing its version token and noting it took the token
+    # for another process's and reloaded the whole index (4 times in 90 s of a soak,
+    # a few MB each that Chroma's engine never gives back)
+    import threading
+
+    engine = Rag(Settings(data_dir=tmp_path / "data"), embedder=embedder)
+    engine.ingestor.ingest_documents([Document("a.txt", "The ferry leaves at seven.")])
+    store = engine.store
+    assert isinstance(store, ChromaStore)
+    reopened: list[str] = []
+    real_reopen = ChromaStore._reopen
+    monkeypatch.setattr(ChromaStore, "_reopen",
+                        lambda self: (reopened.append(threading.current_thread().name), real_reopen(self)))
+    done = threading.Event()
+    reads = [0]
+
+    def read() -> None:
+        while not done.is_set():
+            store.count()
+            reads[0] += 1
+
+    readers = [threading.Thread(target=read, name=f"reader{i}") for i in range(3)]
+    for t in readers:
+        t.start()
+    try:
+        for i in range(40):
+            engine.ingestor.ingest_documents([Document("b.txt", f"The bakery opens at {i}.")])
+    finally:
+        done.set()
+        for t in readers:
+            t.join()
+    assert reads[0] > 40 and reopened == []
+    # another process's write is still noticed: the index is reopened once
+    other = ChromaStore(tmp_path / "data")
+    other.delete_sources(["b.txt"])
+    store.count()
+    assert reopened == ["MainThread"]
+    assert {h.source for h in engine.search("When does the bakery open?").hits} == {"a.txt"}
+
+
 def test_engines_that_are_closed_or_dropped_release_the_index_files(tmp_path: Path, embedder: Any) -> None:
     import gc
     import os
