@@ -7,8 +7,9 @@ of ``seeds/`` (as ``bench/load.py`` does), then ``--clients`` concurrent clients
 mixed traffic for ``--minutes``: answers (JSON and streamed), searches,
 OpenAI-compatible chat completions (JSON and streamed), document listings, and
 uploads and deletes of a small document (``--round`` names the kinds a client
-cycles through, to find which kind of traffic holds on to memory). A sampler reads the server's resident
-memory (``VmRSS`` in ``/proc/PID/status``, Linux) every ``--sample-every`` seconds.
+cycles through, to find which kind of traffic holds on to memory). A sampler
+reads the server's resident memory (``VmRSS`` in ``/proc/PID/status``, Linux)
+every ``--sample-every`` seconds.
 
 Printed as one JSON object: requests by type and status, errors (any 5xx and
 transport errors), resident memory after warm-up (the first minute, or the first

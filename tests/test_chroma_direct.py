@@ -100,7 +100,7 @@ def test_a_write_in_the_same_process_is_read_at_once(tmp_path: Path, embedder: A
 
 def test_after_a_write_reads_go_through_the_writers_engine(tmp_path: Path, embedder: Any) -> None:
     # one engine per process once it writes: opening a reader of its own after each
-    # write loaded the vector index again each time (a soak of uploads grew ~0.7 MB a write)
+    # write loaded the vector index again each time (~0.7 MB a write that Chroma kept)
     engine = Rag(Settings(data_dir=tmp_path / "data"), embedder=embedder)
     store = engine.store
     assert isinstance(store, ChromaStore)

@@ -163,7 +163,7 @@ def test_settle_waits_for_a_model_loading_in_a_thread_and_ignores_its_failure(tm
     done: list[float] = []
     engine._loading_generator = Background(lambda: (time.sleep(0.3), done.append(time.monotonic()))[1], "t")
     engine.settle()
-    assert done and done[0] <= time.monotonic()
+    assert done  # the 0.3 s load had ended when settle returned
 
     def fails() -> None:
         raise RagError("no model")
