@@ -97,9 +97,12 @@ def guide_pdf() -> bytes:
 # --- helpers ------------------------------------------------------------------------
 
 def _wait(driver, condition, timeout: float = WAIT_S):
+    """``condition`` checked until it holds; a check that met an element the page
+    re-rendered meanwhile (the document list after an upload) is made again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(condition)
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
 
 
 def _by_id(driver, element_id: str):
