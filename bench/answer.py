@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from rag.drafting import build_messages  # noqa: E402
 from rag.engine import Rag  # noqa: E402
 from rag.generation import ANSWER_GRAMMAR, ChatTemplate, llama_options  # noqa: E402
+from rag.llama_model import load_llama, repack_here  # noqa: E402
 from rag.greedy_grammar import GreedyGrammar  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.types import TokenEvent  # noqa: E402
@@ -58,16 +59,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
-    from llama_cpp import Llama
-
     questions = [json.loads(line)["question"] for line in (ROOT / "eval" / "dev.jsonl").read_text().splitlines()]
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp))
         engine = Rag(settings)
         engine.ingestor.ingest_paths([ROOT / "seeds"], prefix="")
         engine.load()
-        raw = Llama(model_path=str(settings.model_path),
-                    **llama_options(settings.ctx, settings.n_threads, settings.n_gpu_layers))
+        raw = load_llama(settings.model_path, repack_here(settings.llm_repack).repack,
+                         **llama_options(settings.ctx, settings.n_threads, settings.n_gpu_layers))
         template = ChatTemplate(raw)
         prompts = {}
         for q in questions:  # the exact messages the pipeline sends
@@ -111,6 +110,7 @@ def main() -> None:
     result["questions"] = len(questions)
     result["answered_with_model"] = len(prompts)
     result["repeats"] = args.repeats
+    result["repack"] = repack_here(settings.llm_repack).describe()
     print(json.dumps(result, indent=2))
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=2))

@@ -10,7 +10,7 @@ modules are cached, as for any user: the processes run without
 PYTHONDONTWRITEBYTECODE). Then each round runs, one
 after another: ``rag ask QUESTION``, ``rag search QUESTION``, ``rag --version``
 and the reference, a ``python -c`` process that imports llama_cpp, loads the model
-with the options ``rag`` uses and completes the exact prompt tokens ``rag ask``
+with the options ``rag`` uses (weight repacking included) and completes the exact prompt tokens ``rag ask``
 sends for QUESTION (chat template and prefill; no grammar). QUESTION is the first
 question of ``eval/dev.jsonl`` that the pipeline answers with the model. Reported:
 the median, min and max over rounds of each command's wall time, and the ratio
@@ -40,9 +40,9 @@ RAG = [str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "rag"]
 
 REFERENCE = """
 import json, sys
-from llama_cpp import Llama
+from rag.llama_model import load_llama  # llama_cpp.Llama, with the repacking choice rag makes
 spec = json.loads(sys.argv[1])
-llm = Llama(model_path=spec["model"], **spec["options"])
+llm = load_llama(spec["model"], spec["repack"], **spec["options"])
 out = llm.create_completion(spec["tokens"], max_tokens=spec["max_tokens"], temperature=0.0)
 print(out["choices"][0]["text"])
 """
@@ -51,24 +51,24 @@ print(out["choices"][0]["text"])
 def answered_prompt(data_dir: Path) -> tuple[str, dict[str, object]]:
     """The first dev question the pipeline answers with the model, and the reference's
     spec: the model, its ``Llama`` options and the prompt tokens ``rag ask`` sends."""
-    from llama_cpp import Llama
-
     from rag.drafting import build_messages
     from rag.engine import Rag
     from rag.generation import ChatTemplate, llama_options
+    from rag.llama_model import load_llama, repack_here
     from rag.settings import Settings
 
     settings = Settings(data_dir=data_dir)
     engine = Rag(settings)
     options = llama_options(settings.ctx, settings.n_threads, settings.n_gpu_layers)
-    llm = Llama(model_path=str(settings.model_path), **options)
+    repack = repack_here(settings.llm_repack).repack
+    llm = load_llama(settings.model_path, repack, **options)
     template = ChatTemplate(llm)
     for line in (ROOT / "eval" / "dev.jsonl").read_text(encoding="utf-8").splitlines():
         question = json.loads(line)["question"]
         _, decision, _ = engine.pipeline.decide(question, settings.top_k)
         if decision.answerable:
             messages = build_messages(question, [unit.record.text for unit in decision.evidence])
-            return question, {"model": str(settings.model_path), "options": options,
+            return question, {"model": str(settings.model_path), "options": options, "repack": repack,
                               "tokens": template.tokens(messages), "max_tokens": settings.max_answer_tokens}
     raise SystemExit("no dev question is answered with the model")
 

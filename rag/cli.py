@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -187,22 +188,35 @@ def remove(
         out.print(f"removed {source} ({n} chunks)")
 
 
+class DoctorPart(str, Enum):
+    index = "index"
+    model = "model"
+
+
 @app.command()
 def doctor(
     rebuild: Annotated[bool, typer.Option("--rebuild", help=(
         "Move the index aside (chroma.damaged-<time> in the data folder) and make it again from the folders "
         "'rag ingest' was given and the uploads kept in the data folder."))] = False,
+    only: Annotated[Optional[DoctorPart], typer.Option("--only", help="Check only the index, or only the model.")] = None,
+    model: ModelOpt = None,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check the index (exit 1 if it is damaged), or make it again with --rebuild."""
+    """Check the index and the model (exit 1 on a problem), or make the index again with --rebuild.
+
+    The model is loaded and decodes a few tokens in a child process, so that a
+    crash inside llama.cpp is reported in one line with what to change."""
     from rag import doctor as doc
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, model_path=model)
     rebuilt = doc.rebuild(settings, _engine) if rebuild else None
-    health = doc.check(settings)
+    health = doc.check(settings) if only is not DoctorPart.model else doc.Health()
+    model_health = doc.check_model(settings) if only is not DoctorPart.index else None
+    ok = health.ok and (model_health is None or model_health.ok)
     if as_json:
-        _print_json({**health.to_dict(), **({"rebuilt": rebuilt.to_dict()} if rebuilt else {})})
+        _print_json({**health.to_dict(), "ok": ok, **({"model": model_health.to_dict()} if model_health else {}),
+                     **({"rebuilt": rebuilt.to_dict()} if rebuilt else {})})
     else:
         if rebuilt:
             moved = f"the old index is in {rebuilt.moved_to}; " if rebuilt.moved_to else ""
@@ -218,7 +232,11 @@ def doctor(
             err.print(f"problem: {problem}", highlight=False, markup=False)
         if not health.ok:
             err.print("make the index again with 'rag doctor --rebuild' (the old one is kept aside)", highlight=False)
-    if not health.ok:
+        for note in model_health.notes if model_health else ():
+            out.print(f"model: {note}", highlight=False, markup=False)
+        for problem in model_health.problems if model_health else ():
+            err.print(f"problem: {problem}", highlight=False, markup=False)
+    if not ok:
         raise typer.Exit(1)
 
 

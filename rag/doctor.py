@@ -101,6 +101,30 @@ def check(settings: "Settings") -> Health:
     return health
 
 
+def check_model(settings: "Settings") -> Health:
+    """Whether the answering model works: the model in this process is loaded and
+    decoded in a child process (``rag.model_check``: a crash there is one line); an
+    LLM server (``RAG_LLM_URL``) is asked for one token."""
+    from rag.errors import RagError
+    from rag.model_check import run_check
+
+    health = Health()
+    if not settings.use_llm:
+        health.notes.append("the model is not used (RAG_USE_LLM=false): answers are extractive")
+    elif settings.llm_url:
+        from rag.engine import Rag
+
+        try:
+            took = Rag(settings).decode_once()
+            health.notes.append(f"the LLM server at {settings.llm_url} answers (one token in {took:.2f} s)")
+        except RagError as exc:
+            health.problems.append(exc.message)
+    else:
+        result = run_check(settings)
+        (health.notes if result.ok else health.problems).append(result.summary)
+    return health
+
+
 def rebuild(settings: "Settings", engine_factory=None) -> Rebuilt:  # noqa: ANN001 - Callable[[Settings], Rag]
     """Move the embedded index aside (``chroma.damaged-<time>``) and make it again:
     every recorded ``rag ingest`` path (with its prefix) and every kept upload."""

@@ -106,9 +106,12 @@ class Rag:
                 log.info("using the LLM server at %s", self.settings.llm_url)
                 return OpenAIServerGenerator(self.settings.llm_url, self.settings.llm_model,
                                              timeout=self.settings.request_timeout)
-            log.info("loading %s", self.settings.model_path)
+            from rag.model_check import ensure_checked
+
+            ensure_checked(self.settings)  # once per model and machine: a crash is one line, not this process's end
             return LlamaCppGenerator(self.settings.model_path, n_ctx=self.settings.ctx,
-                                     n_threads=self.settings.n_threads, n_gpu_layers=self.settings.n_gpu_layers)
+                                     n_threads=self.settings.n_threads, n_gpu_layers=self.settings.n_gpu_layers,
+                                     repack=self.settings.llm_repack)
 
     @property
     def model_name(self) -> str:
@@ -139,6 +142,24 @@ class Rag:
         self.store.version()
         if self.settings.llm_url and self.settings.use_llm:
             _ = self.generator
+        elif self.settings.use_llm:
+            from rag.model_check import ensure_checked
+
+            ensure_checked(self.settings)
+
+    def decode_once(self) -> float:
+        """Have the model generate one token now (the server is ready only after
+        this); returns the seconds it took. The prompt is the fixed start of every
+        drafting prompt, so what ``load`` read ahead stays in the model's cache."""
+        import time
+
+        from rag.drafting import build_messages
+
+        t0 = time.perf_counter()
+        if self.settings.use_llm:
+            for _ in self.generator.stream(build_messages("?", ["1"]), max_tokens=1):
+                pass
+        return time.perf_counter() - t0
 
     def load(self, wait: bool = True) -> None:
         """Load every model now (the server calls this in its lifespan). The LLM loads

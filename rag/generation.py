@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from rag.errors import BackendError, ModelError
 from rag.greedy_grammar import GreedyGrammar
+from rag.llama_model import Repack, RepackChoice, load_llama, repack_here
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -84,17 +85,21 @@ class LlamaCppGenerator:
     calls, so the fixed system prompt is evaluated once. Grammars are checked on
     the best tokens only (``rag.greedy_grammar``): decoding is greedy."""
 
-    def __init__(self, model_path: Path, n_ctx: int = 2048, n_threads: int = 2, n_gpu_layers: int = 0) -> None:
+    def __init__(self, model_path: Path, n_ctx: int = 2048, n_threads: int = 2, n_gpu_layers: int = 0,
+                 repack: Repack = "auto") -> None:
+        """``repack``: llama.cpp's weight repacking (``rag.llama_model``; auto: off on AMX CPUs)."""
         path = Path(model_path).expanduser()
         if not path.is_file():
             raise ModelError(f"model file not found: {path} (fetch the default with 'python -m models.fetch', "
                              f"or pass --model / RAG_MODEL_PATH)")
         try:
-            from llama_cpp import Llama
+            import llama_cpp  # noqa: F401
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ModelError(f"llama-cpp-python is not installed ({exc})") from exc
+        self.repack: RepackChoice = repack_here(repack)
+        log.info("loading %s: %s", path.name, self.repack.describe())
         try:
-            self._llm = Llama(model_path=str(path), **llama_options(n_ctx, n_threads, n_gpu_layers))
+            self._llm = load_llama(path, self.repack.repack, **llama_options(n_ctx, n_threads, n_gpu_layers))
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load model {path}: {exc}") from exc
         self._template = ChatTemplate(self._llm)

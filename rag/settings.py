@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=50, description="Chunks retrieved per question.")
     n_threads: int = Field(default_factory=_default_threads, ge=1, le=256, description="llama.cpp threads.")
     n_gpu_layers: int = Field(0, ge=-1, description="Layers offloaded to the GPU (-1 = all; needs a CUDA build).")
+    llm_repack: Literal["auto", "on", "off"] = Field(
+        "auto", description="llama.cpp's weight repacking at load (faster kernels for some quantisations): "
+                            "auto = on unless the CPU has AMX, whose repacked path crashes llama.cpp "
+                            "(rag.llama_model); on/off force it.")
     ctx: int = Field(2048, ge=256, le=131072, description="llama.cpp context size in tokens.")
     max_answer_tokens: int = Field(64, ge=8, le=1024, description="Generation budget per answer.")
     max_question_chars: int = Field(1000, ge=16, le=100_000,

@@ -44,8 +44,9 @@ def create_app(settings: Settings | None = None, engine: Rag | None = None) -> F
         holder["svc"] = app.state.svc = svc
         log.info("loading models")
         await run_in_threadpool(rag.load)
+        took = await run_in_threadpool(rag.decode_once)  # ready only once the model has decoded
         svc.ready = True
-        log.info("ready: %s", rag.model_name)
+        log.info("ready: %s (first token in %.2f s)", rag.model_name, took)
         try:
             yield
         finally:

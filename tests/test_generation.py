@@ -14,11 +14,10 @@ from rag.greedy_grammar import GreedyGrammar
 
 @pytest.fixture(scope="module")
 def llm() -> Iterator[object]:
-    from llama_cpp import Llama
-
     from models.manifest import default_model_path
+    from rag.llama_model import load_llama, repack_here
 
-    yield Llama(model_path=str(default_model_path()), n_ctx=512, n_threads=2, verbose=False)
+    yield load_llama(default_model_path(), repack_here("auto").repack, n_ctx=512, n_threads=2, verbose=False)
 
 
 def _token(llm, text: str) -> int:

@@ -50,6 +50,16 @@ def test_health_and_readiness(api_url: str) -> None:
     assert ready["status"] == "ready" and ready["chunks"] > 0 and ready["model"].endswith(".gguf")
 
 
+def test_ready_only_once_the_model_has_decoded(seeded_dir: Path, embedder) -> None:
+    """The lifespan loads the model in this process and has it generate a token
+    before the server answers at all, /readyz included."""
+    settings = Settings(data_dir=seeded_dir)
+    engine = Rag(settings, embedder=embedder)
+    with LiveServer(create_app(settings, engine=engine)) as server:
+        assert engine.generator.tokens_generated == 1  # nothing was asked yet: the start-up decode
+        assert httpx.get(f"{server.url}/readyz").json()["status"] == "ready"
+
+
 def test_metrics_count_requests_latency_ttft_tokens_and_queue(api_url: str) -> None:
     httpx.post(f"{api_url}/v1/ask", json={"question": QUESTION}, timeout=60)
     httpx.get(f"{api_url}/v1/nope")
@@ -117,17 +127,20 @@ def test_oversized_bodies_get_413(server_with) -> None:
 
 
 class HeldGenerator:
-    """The real generator, but each answer waits until the test lets it go."""
+    """The real generator, but each answer waits until the test lets it go (the
+    server's start-up decode, the first call, goes through)."""
 
     def __init__(self, inner: object) -> None:
         self.inner = inner
         self.go = threading.Event()
+        self.calls = 0
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)
 
     def stream(self, *args: object, **kwargs: object) -> Iterator[str]:
-        if not self.go.wait(60):
+        self.calls += 1
+        if self.calls > 1 and not self.go.wait(60):
             raise AssertionError("the test never released the held answer")
         yield from self.inner.stream(*args, **kwargs)
 

@@ -21,7 +21,8 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> dict[str, object]:
-    """Models are loaded and the index is readable (503 otherwise)."""
+    """Models are loaded, the answering model has decoded once, and the index is
+    readable (503 otherwise)."""
     svc = service(request)
     if not svc.ready:
         raise ModelError("models are still loading")
