@@ -41,6 +41,7 @@ from rag.evaluation.runner import (
     score_runs,
 )
 from rag.evaluation.scorer import aggregate
+from rag.evaluation.sources import align_sources
 from rag.evaluation.suite import is_suite, load_questions, load_suite, run_suite, suite_data_root
 from rag.evaluation.suite_report import (
     MACRO,
@@ -69,14 +70,16 @@ SUITE_WITH_URL = ("a suite is evaluated in process: each corpus needs its own in
                   "--url evaluates one dataset against the server's index")
 
 
-def _in_process(k: int | None, data_dir: Path | None, model: Path | None) -> tuple[AskFn, SearchFn, int]:
-    """``ask``/``search`` callables over an in-process engine, and the effective k."""
+def _in_process(k: int | None, data_dir: Path | None,
+                model: Path | None) -> tuple[AskFn, SearchFn, Callable[[], list[str]], int]:
+    """``ask``/``search``/``sources`` callables over an in-process engine, and the effective k."""
     from rag.engine import Rag
 
     settings = get_settings(top_k=k, data_dir=data_dir, model_path=model)
     engine = Rag(settings)
     return ((lambda q, kk, history=(): engine.ask(q, k=kk, history=chat_turns(history)).to_dict()),
-            (lambda q, kk: engine.search(q, kk).to_dict()), settings.top_k)
+            (lambda q, kk: engine.search(q, kk).to_dict()),
+            (lambda: [d.source for d in engine.ingestor.documents()]), settings.top_k)
 
 
 def _nli_judge(nli: bool, nli_model: str | None) -> NliJudge | None:
@@ -163,9 +166,13 @@ def eval_command(
             settings = get_settings(top_k=k)
             key = settings.api_key.get_secret_value() if settings.api_key else None
             server = stack.enter_context(HttpBackend(url, api_key=key))
-            ask, search, top_k = server.ask, server.search, settings.top_k
+            ask, search, sources, top_k = server.ask, server.search, server.sources, settings.top_k
         else:
-            ask, search, top_k = _in_process(k, data_dir, model)
+            ask, search, sources, top_k = _in_process(k, data_dir, model)
+        aligned = align_sources(items, sources(), dataset.name)
+        if aligned.note:
+            err.print(aligned.note, highlight=False, markup=False, soft_wrap=True)
+        items = aligned.items
         with Progress(TextColumn("[bold]evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err, transient=True) as bar:
             task = bar.add_task("eval", total=len(items))

@@ -167,7 +167,7 @@ def dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
     def in_process(k: int | None, data_dir: Path | None, model: Path | None) -> Any:
         calls.append((k, data_dir, model))
-        return fake_ask, fake_search, k or 5
+        return fake_ask, fake_search, lambda: ["a.txt", "z.txt"], k or 5
 
     monkeypatch.setattr(rag.cli_eval, "_in_process", in_process)
     monkeypatch.setattr(rag.cli_eval, "_test_calls", calls, raising=False)

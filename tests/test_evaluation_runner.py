@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,10 +45,13 @@ def answer_obj(question: str, text: str, abstained: bool = False, source: str = 
                   timings=Timings(retrieval_ms=5, ttft_ms=50, total_ms=250), model="tiny.gguf").to_dict()
 
 
+oracle_source = "a.txt"  # the id the oracle's citations carry
+
+
 def oracle_ask(question: str, k: int) -> dict[str, Any]:
     if "Llama 5" in question:
         return answer_obj(question, "The documents do not say.", abstained=True)
-    return answer_obj(question, "The Five Eyes [1].")
+    return answer_obj(question, "The Five Eyes [1].", source=oracle_source)
 
 
 def search_obj(question: str, k: int) -> dict[str, Any]:
@@ -162,6 +166,7 @@ class FakeServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.calls: list[tuple[str, Any, str | None]] = []
         self.fail: tuple[int, str] | None = None
+        self.documents = ["a.txt", "b.txt"]
 
     @property
     def url(self) -> str:
@@ -203,6 +208,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         url = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if url.path == "/v1/documents":
+            self._send(200, {"documents": [{"source": s, "chunks": 1, "title": s} for s in self.server.documents]})
+            return
         self.server.calls.append(("search", query, self.headers.get("Authorization")))
         if url.path != "/v1/search":
             self._send(404, {"detail": "Not Found"})
@@ -287,6 +295,26 @@ def test_eval_command_against_a_server(server: FakeServer, dataset: Path, tmp_pa
     assert data["metrics"]["strict"] == 1.0 and data["metrics"]["retrieval_recall_at_k"] == 1.0
     assert {c[1].get("top_k") or int(c[1]["k"]) for c in server.calls} == {2}
     assert "answer-citation accuracy" in capsys.readouterr().out
+
+
+def test_eval_command_scores_sources_under_the_folder_the_server_files_them_in(
+        server: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The server's index holds ``corpus/a.txt`` (``rag ingest corpus``), the dataset names ``a.txt``."""
+    for var in ("RAG_TOP_K", "RAG_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(server, "documents", ["corpus/a.txt", "corpus/b.txt"])
+    monkeypatch.setattr(sys.modules[__name__], "oracle_source", "corpus/a.txt")
+    path = tmp_path / "ds.jsonl"
+    path.write_text("\n".join(json.dumps(i.to_dict()) for i in ITEMS) + "\n", encoding="utf-8")
+    report = tmp_path / "report.json"
+    invoke([str(path), "--url", server.url, "--json-out", str(report)])
+    assert json.loads(report.read_text())["metrics"]["strict"] == 1.0
+    assert "scoring them as the index's ids under 'corpus/' (1 of 1 sources)" in capsys.readouterr().err
+    monkeypatch.setattr(server, "documents", ["other/x.txt"])
+    with pytest.raises(RagError, match="none of the 1 sources ds.jsonl cites is in the index: it names, e.g., "
+                                       "'a.txt', the index holds, e.g., 'other/x.txt'") as info:
+        invoke([str(path), "--url", server.url])
+    assert info.value.exit_code == 1
 
 
 def test_eval_command_unreachable_url(dead_url: str, dataset: Path) -> None:

@@ -192,6 +192,13 @@ class HttpBackend:
     def search(self, question: str, k: int) -> dict[str, Any]:
         return self._call("GET", "/v1/search", params={"q": question, "k": k})
 
+    def sources(self) -> list[str]:
+        """The ids of the documents in the server's index."""
+        docs = self._call("GET", "/v1/documents").get("documents")
+        if not isinstance(docs, list):
+            raise BackendError(f"GET {self.url}/v1/documents returned no 'documents' list")
+        return [str(d.get("source")) for d in docs if isinstance(d, dict)]
+
 
 def _error_text(response: httpx.Response) -> str:
     try:
