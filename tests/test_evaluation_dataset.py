@@ -171,3 +171,12 @@ def test_a_conversation_gives_turns_instead_of_a_question() -> None:
 def test_the_shipped_conversations_are_valid() -> None:
     items = load_dataset(Path(__file__).resolve().parent.parent / "eval" / "conversations.jsonl")
     assert len(items) >= 8 and all(item.history for item in items)
+
+
+def test_a_question_may_say_its_kind_and_it_is_kept() -> None:
+    line = {"id": "t1", "question": "What is X?", "answers": [["x"]], "supporting": ["a.md"], "answerable": True,
+            "kind": "what"}
+    items = parse_dataset([json.dumps(line)])
+    assert items[0].kind == "what" and items[0].to_dict()["kind"] == "what"
+    with pytest.raises(DatasetError, match="'kind' must be a non-empty string"):
+        parse_dataset([json.dumps({**line, "kind": ""})])

@@ -36,6 +36,8 @@ FIELDS: dict[str, str] = {
 OPTIONAL: dict[str, str] = {
     "pages": "a non-empty list of positive integers (1-based pages)",
     "turns": "a non-empty list of non-empty strings (a conversation; replaces 'question')",
+    "kind": "a non-empty string: the kind of question (what, how, why, list, ...; 'structure' for a pair "
+            "made from a document's structure, such as an FAQ's question and its answer)",
 }
 
 
@@ -50,6 +52,7 @@ class EvalItem:
     answerable: bool
     pages: tuple[int, ...] = ()
     history: tuple[str, ...] = ()  # a conversation's earlier turns, asked first (oldest first)
+    kind: str = ""  # the kind of question, where the dataset says it
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id, "question": self.question, "answers": [list(f) for f in self.answers],
@@ -58,6 +61,8 @@ class EvalItem:
             d["pages"] = list(self.pages)
         if self.history:
             d["turns"] = [*self.history, self.question]
+        if self.kind:
+            d["kind"] = self.kind
         return d
 
 
@@ -93,6 +98,8 @@ def _check_types(obj: dict[str, Any]) -> list[str]:
     if "turns" in obj and not (isinstance(obj["turns"], list) and obj["turns"]
                                and all(_nonempty_str(t) for t in obj["turns"])):
         problems.append(f"'turns' must be {OPTIONAL['turns']}")
+    if "kind" in obj and not _nonempty_str(obj["kind"]):
+        problems.append(f"'kind' must be {OPTIONAL['kind']}")
     return problems
 
 
@@ -153,7 +160,8 @@ def parse_dataset(lines: Iterable[str], name: str = "dataset") -> list[EvalItem]
         items.append(EvalItem(id=ident, question=obj["question"],
                               answers=tuple(tuple(fact) for fact in obj["answers"]),
                               supporting=tuple(obj["supporting"]), answerable=obj["answerable"],
-                              pages=tuple(obj.get("pages", ())), history=tuple(obj.get("turns", ())[:-1])))
+                              pages=tuple(obj.get("pages", ())), history=tuple(obj.get("turns", ())[:-1]),
+                              kind=str(obj.get("kind", ""))))
     if problems:
         listing = "\n  ".join(problems)
         raise DatasetError(f"{name}: {len(problems)} problem(s):\n  {listing}")
