@@ -202,9 +202,14 @@ def document_units(doc: Document) -> list[Span]:
     return units
 
 
+_WORD = re.compile(r"\w")
+
+
 def _spans(doc: Document, pieces: list[tuple[int, int]], block: Block) -> list[Span]:
+    """The pieces as units; a piece with no letter or digit (a PDF contents page's
+    dot leaders, a rule of dashes, a lone brace) says nothing and is no unit."""
     return [Span(s, e, doc.text[s:e], block.kind, block.section, doc.page_of(s) or block.page)
-            for s, e in pieces]
+            for s, e in pieces if _WORD.search(doc.text, s, e)]
 
 
 def chunk_document(doc: Document, target_chars: int = 600) -> list[Chunk]:

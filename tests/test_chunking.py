@@ -198,3 +198,17 @@ def test_editing_one_paragraph_keeps_the_ids_of_earlier_chunks() -> None:
     assert len(unchanged) >= 3
     assert [c.id for c in after[: len(unchanged)]] == [c.id for c in unchanged]
     assert before[-1].id not in {c.id for c in after}
+
+
+def test_a_piece_with_no_letter_or_digit_is_no_unit() -> None:
+    from rag.chunking import chunk_document, document_units
+    from rag.parsers.markdown import parse_markdown
+
+    doc = parse_markdown("# Setup\n\nRun the installer first.\n\n---\n\n```\n}\n```\n\n"
+                         "- ...\n- Then restart the service.\n", "setup.md")
+    units = document_units(doc)
+    assert [u.text for u in units if "installer" in u.text or "restart" in u.text] == \
+        ["Run the installer first.", "Then restart the service."]
+    assert all(any(ch.isalnum() for ch in u.text) for u in units)
+    assert all(doc.text[u.start:u.end] == u.text for u in units)
+    assert chunk_document(doc)  # the document still chunks
