@@ -11,6 +11,13 @@ messages the pipeline sent, right after (or, every other repeat, right before)
 the pipeline's own answer, so both meet the same machine state. Reported: medians
 over repeats of p50 end-to-end and time to first token, and the ratio
 pipeline/raw (the pipeline's own overhead).
+
+The learned ranker's cost, in the same run: every repeat also answers all the
+questions once with the default pipeline and once with the ranker switched off
+(``RAG_RANKER=false``: the signals-only policy; same index, embedder and model),
+in two passes whose order alternates by repeat (answering a question right after
+the other pipeline answered it would find its prompt in llama.cpp's cache), and
+times the retrieval and selection stage (``AnswerPipeline.decide``) of both.
 """
 
 from __future__ import annotations
@@ -30,11 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rag.drafting import build_messages  # noqa: E402
+from bench.common import dev_questions, seeded_engine  # noqa: E402
 from rag.engine import Rag  # noqa: E402
 from rag.generation import ANSWER_GRAMMAR, ChatTemplate, llama_options  # noqa: E402
 from rag.llama_model import load_llama, repack_here  # noqa: E402
 from rag.greedy_grammar import GreedyGrammar  # noqa: E402
-from rag.settings import Settings  # noqa: E402
 from rag.types import TokenEvent  # noqa: E402
 
 
@@ -54,17 +61,25 @@ def raw_call(llm, template: ChatTemplate, messages, max_tokens: int,
     totals.append(total * 1000)
 
 
+def timed(engine: Rag, question: str) -> float:
+    """Milliseconds ``engine`` takes to answer ``question`` (streamed to the end)."""
+    t0 = time.perf_counter()
+    for _ in engine.ask_stream(question):
+        pass
+    return (time.perf_counter() - t0) * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
-    questions = [json.loads(line)["question"] for line in (ROOT / "eval" / "dev.jsonl").read_text().splitlines()]
+    questions = dev_questions(ROOT)
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp))
-        engine = Rag(settings)
-        engine.ingestor.ingest_paths([ROOT / "seeds"], prefix="")
-        engine.load()
+        engine = seeded_engine(ROOT, Path(tmp))
+        settings = engine.settings
+        no_ranker = Rag(settings.model_copy(update={"ranker": False}), embedder=engine.embedder,
+                        store=engine.store, generator=engine.generator)
         raw = load_llama(settings.model_path, repack_here(settings.llm_repack).repack,
                          **llama_options(settings.ctx, settings.n_threads, settings.n_gpu_layers))
         template = ChatTemplate(raw)
@@ -74,6 +89,7 @@ def main() -> None:
             if decision.answerable:
                 prompts[q] = build_messages(q, [unit.record.text for unit in decision.evidence])
         engine.ask(questions[0])
+        no_ranker.ask(questions[0])
         raw_call(raw, template, prompts[next(iter(prompts))], settings.max_answer_tokens, [], [])  # warm both
         runs = []
         for repeat in range(args.repeats):
@@ -104,9 +120,17 @@ def main() -> None:
                 "pipeline_answered_ttft_p50_ms": statistics.median(pipe_ttft_llm),
                 "raw_p50_ms": statistics.median(raw_total), "raw_ttft_p50_ms": statistics.median(raw_ttft),
             })
+            passes = {"ranker_on": engine, "ranker_off": no_ranker}
+            for name in (list(passes) if repeat % 2 == 0 else list(reversed(passes))):
+                runs[-1][f"{name}_p50_ms"] = statistics.median(timed(passes[name], q) for q in questions)
+                runs[-1][f"{name}_selection_p50_ms"] = statistics.median(
+                    passes[name].pipeline.decide(q, settings.top_k)[2] for q in questions)
     result = {k: round(statistics.median(r[k] for r in runs), 1) for k in runs[0]}
     result["overhead_ratio_total"] = round(result["pipeline_answered_p50_ms"] / result["raw_p50_ms"], 2)
     result["overhead_ratio_ttft"] = round(result["pipeline_answered_ttft_p50_ms"] / result["raw_ttft_p50_ms"], 2)
+    result["ranker_added_p50_ms"] = round(result["ranker_on_p50_ms"] - result["ranker_off_p50_ms"], 1)
+    result["ranker_added_selection_p50_ms"] = round(result["ranker_on_selection_p50_ms"]
+                                                    - result["ranker_off_selection_p50_ms"], 1)
     result["questions"] = len(questions)
     result["answered_with_model"] = len(prompts)
     result["repeats"] = args.repeats

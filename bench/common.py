@@ -41,3 +41,21 @@ def query_latency(engine: Any, embedder: Any, queries: list[str], repeats: int,
     p50, ref50 = statistics.median(p50s), statistics.median(refs)
     return {"p50_ms": round(p50, 1), "p95_ms": round(statistics.median(p95s), 1),
             "embed_only_p50_ms": round(ref50, 1), "ratio_to_embed": round(p50 / ref50, 2)}
+
+
+def dev_questions(root: Any) -> list[str]:
+    """The questions of the dev suite's news corpus (``eval/dev.jsonl``), in order."""
+    import json
+
+    return [json.loads(line)["question"] for line in (root / "eval" / "dev.jsonl").read_text().splitlines()]
+
+
+def seeded_engine(root: Any, data_dir: Any) -> Any:
+    """An engine on the default settings over a fresh index of ``seeds/`` in ``data_dir``, models loaded."""
+    from rag.engine import Rag
+    from rag.settings import Settings
+
+    engine = Rag(Settings(data_dir=data_dir))
+    engine.ingestor.ingest_paths([root / "seeds"], prefix="")
+    engine.load()
+    return engine

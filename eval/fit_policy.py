@@ -1,16 +1,18 @@
-"""Fit the evidence-selection policy on the development suite.
+"""Fit the evidence-selection policies on the training suite (``eval/train/``).
 
-    .venv/bin/python eval/fit_policy.py                 # build the table, fit, write rag/policy.json
-    .venv/bin/python eval/fit_policy.py --from-table    # refit from the committed table (seconds)
-    .venv/bin/python eval/fit_policy.py --check         # refit from the table; exit 1 unless it equals rag/policy.json
-    .venv/bin/python eval/fit_policy.py --answer        # also answer each corpus with the policy fitted
-                                                        # on the other five (leave-one-corpus-out, real pipeline)
+    .venv/bin/python eval/fit_policy.py --signals   # rag/policy_signals.json: the signals alone
+    .venv/bin/python eval/fit_policy.py             # rag/policy.json: the signals and the learned ranker's score
+    .venv/bin/python eval/fit_policy.py --judged    # rag/policy_judged.json: and a rerank model's judgement
+    .venv/bin/python eval/fit_policy.py --check     # refit each at its committed penalty; exit 1 unless equal
 
-The table (``eval/policy_table.json.gz``) holds every candidate evidence unit of
-every suite question with its signals and labels; it is made by ingesting each
-corpus into its own index and retrieving exactly as ``rag ask`` does. The fitting
-itself is ``rag.evaluation.fitting``. Leave-one-corpus-out policies are written to
-``eval/loco/NAME.json`` (use one with ``RAG_POLICY=eval/loco/NAME.json``).
+Inputs: ``eval/train/table.json.gz`` (every candidate unit of every training
+question with its signals and labels: ``eval/train/build_table.py``) and, for the
+ranked policy, ``eval/train/ranker_scores.json.gz`` (the ranker's cross-fitted
+scores: ``eval/train/train_ranker.py``). The fitting itself is
+``rag.evaluation.fitting``; the penalty is chosen by leave-one-corpus-out strict.
+Each fit writes its leave-one-corpus-out figures (P@1 of the answering unit and
+the simulated strict of extractive answers, per corpus) to
+``eval/train/fit_report.json``. The development suite is never read here.
 """
 
 from __future__ import annotations
@@ -19,139 +21,167 @@ import argparse
 import gzip
 import json
 import logging
-import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from rag.evaluation.dataset import load_dataset  # noqa: E402
-from rag.evaluation.fitting import QuestionRows, choose_l2, fit_policy, leave_one_corpus_out, simulate  # noqa: E402
-from rag.evaluation.scorer import fact_present  # noqa: E402
-from rag.evaluation.suite import corpus_engine, load_suite, open_corpus, run_corpus  # noqa: E402
-from rag.selection import FEATURES, POLICY_FILE, SelectionPolicy  # noqa: E402
-from rag.text import normalize  # noqa: E402
+from rag.evaluation.fitting import (  # noqa: E402
+    QuestionRows,
+    choose_l2,
+    fit_policy,
+    leave_one_corpus_out,
+    p_at_1,
+    simulate,
+)
+from rag.selection import (  # noqa: E402
+    FEATURES,
+    JUDGE,
+    JUDGED_POLICY_FILE,
+    POLICY_FILE,
+    RANKER,
+    SIGNALS_POLICY_FILE,
+    SelectionPolicy,
+    Stage,
+)
 
-SUITE = ROOT / "eval" / "suite.json"
-TABLE = ROOT / "eval" / "policy_table.json.gz"
-LOCO_DIR = ROOT / "eval" / "loco"
+TABLE = ROOT / "eval" / "train" / "table.json.gz"
+SCORES = ROOT / "eval" / "train" / "ranker_scores.json.gz"
+JUDGE_SCORES = ROOT / "eval" / "train" / "judge_scores.jsonl"
+JUDGE_READS = 5  # units the accurate mode's judge reads: the best by the ranked policy
+REPORT = ROOT / "eval" / "train" / "fit_report.json"
 log = logging.getLogger("fit_policy")
 
 
-def build_table(suite: Path, data_root: Path) -> list[dict[str, object]]:
-    """Every candidate unit of every question, retrieved exactly as ``rag ask`` does."""
-    from rag.selection import candidate_features
-    from rag.settings import get_settings
-
-    settings = get_settings(use_llm=False)
-    embedder = None
-    out: list[dict[str, object]] = []
-    for corpus in load_suite(suite):
-        t0 = time.perf_counter()
-        engine = open_corpus(corpus, data_root, embedder, None, settings)
-        embedder = engine.embedder
-        items = load_dataset(corpus.questions)
-        for item in items:
-            question, result = engine.pipeline.retrieve(item.question, settings.top_k)
-            rows = candidate_features(question, result)
-            out.append({
-                "corpus": corpus.name, "id": item.id, "answerable": item.answerable, "n_facts": len(item.answers),
-                "parts": question.parts,
-                "features": [[round(float(v), 6) for v in f] for _, f in rows],
-                "facts": [[i for i, fact in enumerate(item.answers) if fact_present(r.text, fact)] for r, _ in rows],
-                "supporting": [r.source in item.supporting for r, _ in rows],
-                "texts": [normalize(r.text) for r, _ in rows],
-            })
-        log.info("%s: %d questions in %.1f s", corpus.name, len(items), time.perf_counter() - t0)
-    return out
-
-
-def to_rows(table: list[dict[str, object]]) -> list[QuestionRows]:
-    rows = []
-    for q in table:
-        feats = np.array(q["features"], dtype=np.float64).reshape(-1, len(FEATURES))
-        rows.append(QuestionRows(str(q["corpus"]), str(q["id"]), bool(q["answerable"]), int(q["n_facts"]),
-                                 int(q["parts"]), feats, tuple(frozenset(f) for f in q["facts"]),
-                                 tuple(bool(s) for s in q["supporting"]), tuple(q["texts"])))
-    return rows
-
-
-def save_table(table: list[dict[str, object]], path: Path) -> None:
-    raw = json.dumps({"features": list(FEATURES), "questions": table}, separators=(",", ":")).encode()
-    with gzip.GzipFile(path, "wb", mtime=0) as fh:
-        fh.write(raw)
-
-
-def load_table(path: Path) -> list[dict[str, object]]:
-    with gzip.open(path, "rb") as fh:
-        data = json.loads(fh.read())
+def load_table(path: Path = TABLE) -> list[dict[str, object]]:
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        data = json.load(fh)
     if list(data["features"]) != list(FEATURES):
-        raise SystemExit(f"{path} was made with other features; rebuild it (run without --from-table)")
+        raise SystemExit(f"{path} was made with other signals; make it again with eval/train/build_table.py")
     return list(data["questions"])
 
 
-def answer_loco(suite: Path, data_root: Path) -> dict[str, float]:
-    """Strict of the real pipeline on each corpus with the policy fitted on the others."""
-    from rag.settings import get_settings
+def load_scores(path: Path = SCORES) -> tuple[int, dict[str, list[float | None]]]:
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        data = json.load(fh)
+    return int(data["ranker_top"]), data["scores"]
 
-    out: dict[str, float] = {}
-    embedder = generator = None
-    for corpus in load_suite(suite):
-        settings = get_settings(policy=LOCO_DIR / f"{corpus.name}.json")
-        engine = corpus_engine(corpus, data_root, embedder, generator, settings)
-        result = run_corpus(corpus, load_dataset(corpus.questions), engine)
-        embedder, generator = engine.embedder, engine.generator
-        out[corpus.name] = result.metrics.strict
-        log.info("leave-one-out answers, %s: strict %.3f", corpus.name, out[corpus.name])
-    out["macro"] = float(np.mean(list(out.values())))
-    return out
+
+def ranker_fill(scores: "Scores") -> float:
+    """The score given to the units the ranker does not read: below every score it gave."""
+    read = [s for col in scores.values() for s in col if s is not None]
+    return float(np.floor(min(read))) - 1.0 if read else 0.0
+
+
+Scores = dict[str, list[float | None]]  # question (corpus/id) -> a reader's score of each candidate, None: not read
+
+
+def to_rows(table: list[dict[str, object]], *stage_scores: tuple[Scores, float]) -> list[QuestionRows]:
+    """The fitting's rows; each of ``stage_scores`` (a stage's scores and its fill) adds a column."""
+    rows = []
+    for q in table:
+        cands = q["candidates"]
+        feats = np.array([c["features"] for c in cands], dtype=np.float64).reshape(-1, len(FEATURES))  # type: ignore[union-attr]
+        for scores, fill in stage_scores:
+            col = scores[f"{q['corpus']}/{q['id']}"]
+            feats = np.hstack([feats, np.array([[fill if s is None else s] for s in col],
+                                               dtype=np.float64).reshape(-1, 1)])
+        rows.append(QuestionRows(str(q["corpus"]), str(q["id"]), bool(q["answerable"]), int(q["n_facts"]),  # type: ignore[arg-type]
+                                 int(q["parts"]), feats, tuple(frozenset(c["facts"]) for c in cands),  # type: ignore[arg-type, union-attr]
+                                 tuple(bool(c["supporting"]) for c in cands), tuple(str(c["norm"]) for c in cands)))  # type: ignore[union-attr]
+    return rows
+
+
+def fit(rows: list[QuestionRows], name: str, stages: tuple[Stage, ...] = (),
+        l2: float | None = None) -> tuple[SelectionPolicy, dict]:
+    """The policy, and its figures: leave-one-corpus-out P@1 and strict, in-sample
+    strict. With ``l2`` given (``--check``) only the policy, fitted at that penalty."""
+    note = {"suite": "eval/train/suite.json", "questions_fitted": len(rows)}
+    if l2 is not None:
+        return fit_policy(rows, l2, note, stages), {}
+    l2, by_l2 = choose_l2(rows, stages)
+    policy = fit_policy(rows, l2, note, stages)
+    loco = leave_one_corpus_out(rows, l2, stages)
+    strict = {c: s for c, (_, s) in loco.items()}
+    p1 = {c: p_at_1([r for r in rows if r.corpus == c], pol)[c] for c, (pol, _) in loco.items()}
+    figures = {"policy": name, "l2": l2, "loco_strict_by_l2": {str(k): round(v, 4) for k, v in by_l2.items()},
+               "loco_p_at_1": {**{c: round(v, 4) for c, v in p1.items()}, "macro": round(float(np.mean(list(p1.values()))), 4)},
+               "loco_strict": {**{c: round(v, 4) for c, v in strict.items()},
+                               "macro": round(float(np.mean(list(strict.values()))), 4)},
+               "in_sample_p_at_1": round(p_at_1(rows, policy)["macro"], 4),
+               "in_sample_strict": round(simulate(rows, policy)["macro"], 4)}
+    return policy, figures
+
+
+def signals_policy(table: list[dict[str, object]], l2: float | None = None) -> tuple[SelectionPolicy, dict]:
+    return fit(to_rows(table), "signals", l2=l2)
+
+
+def ranked_policy(table: list[dict[str, object]], signals: SelectionPolicy,
+                  scores_file: Path = SCORES, l2: float | None = None) -> tuple[SelectionPolicy, dict]:
+    top, scores = load_scores(scores_file)
+    fill = ranker_fill(scores)
+    stage = Stage(RANKER, top, {f: signals.weights[f] for f in FEATURES}, fill)
+    return fit(to_rows(table, (scores, fill)), "ranked", (stage,), l2)
+
+
+def judged_policy(table: list[dict[str, object]], ranked: SelectionPolicy,
+                  l2: float | None = None) -> tuple[SelectionPolicy, dict]:
+    """The accurate mode's policy, on the questions the judge scored (eval/train/label_judge.py)."""
+    judged: Scores = {}
+    for line in JUDGE_SCORES.read_text(encoding="utf-8").splitlines():
+        obj = json.loads(line)
+        judged[obj["key"]] = obj["scores"]
+    _, scores = load_scores()
+    fill = ranker_fill(judged)
+    stage = Stage(JUDGE, JUDGE_READS, dict(ranked.weights), fill)
+    questions = [q for q in table if f"{q['corpus']}/{q['id']}" in judged]
+    return fit(to_rows(questions, (scores, ranked.stages[0].fill), (judged, fill)), "judged",
+               (*ranked.stages, stage), l2)
+
+
+def write_report(figures: dict) -> None:
+    report = json.loads(REPORT.read_text(encoding="utf-8")) if REPORT.is_file() else {}
+    report[figures["policy"]] = figures
+    REPORT.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--suite", type=Path, default=SUITE)
-    ap.add_argument("--from-table", action="store_true", help="refit from the committed table")
-    ap.add_argument("--check", action="store_true", help="refit from the table and compare with rag/policy.json")
-    ap.add_argument("--answer", action="store_true", help="also run the real pipeline leave-one-corpus-out")
-    ap.add_argument("--data-dir", type=Path, help="keep the per-corpus indexes here (default: a temporary folder)")
+    ap.add_argument("--signals", action="store_true", help="fit rag/policy_signals.json (the signals alone)")
+    ap.add_argument("--judged", action="store_true", help="fit rag/policy_judged.json (the accurate mode)")
+    ap.add_argument("--check", action="store_true", help="refit the policies and compare with the committed ones")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    with tempfile.TemporaryDirectory() as tmp:
-        data_root = args.data_dir or Path(tmp)
-        if args.from_table or args.check:
-            table = load_table(TABLE)
-        else:
-            table = build_table(args.suite, data_root)
-            save_table(table, TABLE)
-        rows = to_rows(table)
-        l2, by_l2 = choose_l2(rows)
-        policy = fit_policy(rows, l2)
-        if args.check:
-            committed = SelectionPolicy.load(POLICY_FILE)
-            same = committed == policy
-            print("rag/policy.json " + ("matches the fit" if same else "DIFFERS from the fit"))
-            return 0 if same else 1
+    table = load_table()
+    if args.check:  # each refitted at its committed penalty (choosing it by leave-one-corpus-out takes minutes)
+        def l2_of(path: Path) -> float:
+            return float(SelectionPolicy.load(path).fitted["l2"])  # type: ignore[arg-type]
+
+        signals, _ = signals_policy(table, l2_of(SIGNALS_POLICY_FILE))
+        ranked, _ = ranked_policy(table, signals, l2=l2_of(POLICY_FILE))
+        fits = {SIGNALS_POLICY_FILE: signals, POLICY_FILE: ranked}
+        if JUDGED_POLICY_FILE.is_file():
+            fits[JUDGED_POLICY_FILE] = judged_policy(table, ranked, l2_of(JUDGED_POLICY_FILE))[0]
+        same = [fitted == SelectionPolicy.load(path) for path, fitted in fits.items()]
+        for path, ok in zip(fits, same):
+            print(f"{path.name} " + ("matches the fit" if ok else "DIFFERS from the fit"))
+        return 0 if all(same) else 1
+    if args.judged:
+        policy, figures = judged_policy(table, SelectionPolicy.load(POLICY_FILE))
+        policy.save(JUDGED_POLICY_FILE)
+    elif args.signals:
+        policy, figures = signals_policy(table)
+        policy.save(SIGNALS_POLICY_FILE)
+    else:
+        policy, figures = ranked_policy(table, SelectionPolicy.load(SIGNALS_POLICY_FILE))
         policy.save(POLICY_FILE)
-        print("penalty chosen:", l2, "leave-one-corpus-out macro by penalty:",
-              json.dumps({str(k): round(v, 3) for k, v in by_l2.items()}))
-        print("in-sample (simulated extractive strict):",
-              json.dumps({k: round(v, 3) for k, v in simulate(rows, policy).items()}))
-        LOCO_DIR.mkdir(exist_ok=True)
-        loco = leave_one_corpus_out(rows, l2)
-        for name, (fold, _) in loco.items():
-            fold.save(LOCO_DIR / f"{name}.json")
-        sims = {name: round(s, 3) for name, (_, s) in loco.items()}
-        sims["macro"] = round(float(np.mean(list(sims.values()))), 3)
-        print("leave-one-corpus-out (simulated extractive strict):", json.dumps(sims))
-        if args.answer:
-            print("leave-one-corpus-out (real answers):",
-                  json.dumps({k: round(v, 3) for k, v in answer_loco(args.suite, data_root).items()}))
+    write_report(figures)
+    print(json.dumps({k: v for k, v in figures.items() if k not in ("loco_p_at_1", "loco_strict")}))
+    print("leave-one-corpus-out macro: P@1", figures["loco_p_at_1"]["macro"], "strict", figures["loco_strict"]["macro"])
     return 0
 
 

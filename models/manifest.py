@@ -26,6 +26,25 @@ class ModelEntry:
         return MODELS_DIR / self.file
 
 
+@dataclass(frozen=True)
+class RankerEntry:
+    """The learned evidence ranker's files (committed in ``models/FOLDER``), each with its sha256."""
+
+    folder: str
+    files: dict[str, str]
+    source: str = ""
+    license: str = ""
+
+    @property
+    def path(self) -> Path:
+        return MODELS_DIR / self.folder
+
+
+def ranker_entry(path: Path = MANIFEST_PATH) -> RankerEntry:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return RankerEntry(**data["ranker"])
+
+
 def load_manifest(path: Path = MANIFEST_PATH) -> tuple[str, list[ModelEntry]]:
     """Return (default model name, entries)."""
     data = json.loads(path.read_text(encoding="utf-8"))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from rag.chunking import Span, split_sentences
@@ -29,7 +29,7 @@ from rag.followup import Turn, retrieval_query, standalone
 from rag.generation import Generator
 from rag.question import Question, analyse
 from rag.retrieval import HybridRetriever, SearchResult
-from rag.selection import Candidate, Selection, SelectionPolicy, select
+from rag.selection import Candidate, Selection, SelectionPolicy, UnitRanker, select
 from rag.text import tokens
 from rag.types import Answer, AnswerEvent, AnswerStarted, Citation, FinalText, StreamEvent, Timings, TokenEvent
 
@@ -166,9 +166,13 @@ class Composer:
 class AnswerPipeline:
     def __init__(self, retriever: HybridRetriever, policy: SelectionPolicy,
                  generator: Callable[[], Generator] | None, model_name: str, max_tokens: int = 64,
-                 max_question_chars: int = 1000) -> None:
+                 max_question_chars: int = 1000,
+                 readers: Callable[[], Mapping[str, UnitRanker]] | None = None) -> None:
+        """``generator``/``readers`` (the policy's stages' readers of units, by signal):
+        called when first needed (they load models)."""
         self.retriever = retriever
         self.policy = policy
+        self._readers = readers
         self._generator = generator
         self.model_name = model_name
         self.max_tokens = max_tokens
@@ -200,7 +204,7 @@ class AnswerPipeline:
         selection, and their time (ms)."""
         t0 = time.perf_counter()
         analysed, result = self.retrieve(question, k, history, sources)
-        selection = select(analysed, result, self.policy)
+        selection = select(analysed, result, self.policy, self._readers() if self._readers else None)
         return analysed.text, selection, (time.perf_counter() - t0) * 1000
 
     def stream(self, question: str, k: int = 5, history: Sequence[Turn] = (),

@@ -43,6 +43,9 @@ DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Index fo
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 TopKOpt = Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, max=50, help="Chunks to retrieve [env RAG_TOP_K; default 5].")]
 ModelOpt = Annotated[Optional[Path], typer.Option("--model", help="GGUF model file [env RAG_MODEL_PATH; default: the embedded SmolLM2].")]
+RerankOpt = Annotated[Optional[Path], typer.Option("--rerank-model", help=(
+    "The accurate mode: a GGUF instruction model that judges the best few units (about 1 s a unit on 2 cores) "
+    "[env RAG_RERANK_MODEL; default: none]."))]
 SourceOpt = Annotated[Optional[list[str]], typer.Option("--source", "-s", metavar="ID", help=(
     "Only from this document: an id or id prefix as 'rag list' shows it (repeatable)."))]
 
@@ -256,6 +259,7 @@ def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
     k: TopKOpt = None,
     model: ModelOpt = None,
+    rerank_model: RerankOpt = None,
     data_dir: DataDirOpt = None,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Answer with the evidence sentences only.")] = False,
     source: SourceOpt = None,
@@ -264,7 +268,8 @@ def ask(
     """Answer a question from the indexed documents, with cited sources."""
     from rag.render import print_sources, stream_answer
 
-    settings = _settings(data_dir=data_dir, top_k=k, model_path=model, use_llm=False if no_llm else None)
+    settings = _settings(data_dir=data_dir, top_k=k, model_path=model, rerank_model=rerank_model,
+                         use_llm=False if no_llm else None)
     engine = _engine(settings)
     engine.load(wait=False)  # the LLM loads (and reads the fixed start of the prompt) while the question is searched
     if as_json:
@@ -282,13 +287,14 @@ def ask(
 def chat(
     k: TopKOpt = None,
     model: ModelOpt = None,
+    rerank_model: RerankOpt = None,
     source: SourceOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Interactive questions in the terminal (/sources, /reset, /quit, Ctrl-D)."""
     from rag.chat import ChatSession
 
-    settings = _settings(data_dir=data_dir, top_k=k, model_path=model)
+    settings = _settings(data_dir=data_dir, top_k=k, model_path=model, rerank_model=rerank_model)
     engine = _engine(settings)
     engine.resolve_sources(source)  # an unknown document is one clear line before any model loads
     ChatSession(engine, out, sources=source).run()
@@ -305,14 +311,15 @@ def serve(
         "Worker processes, each with its own embedder (and LLM unless RAG_LLM_URL is set); "
         "more than 1 needs a Chroma server (RAG_CHROMA_URL)."))] = 1,
     model: ModelOpt = None,
+    rerank_model: RerankOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Run the HTTP API and the web page (uvicorn)."""
     import uvicorn
 
-    settings = _settings(data_dir=data_dir, model_path=model, host=host, port=port)
+    settings = _settings(data_dir=data_dir, model_path=model, rerank_model=rerank_model, host=host, port=port)
     # the app factory reads RAG_* in every worker: hand the flags on through the environment
-    for name, value in (("RAG_DATA_DIR", data_dir), ("RAG_MODEL_PATH", model)):
+    for name, value in (("RAG_DATA_DIR", data_dir), ("RAG_MODEL_PATH", model), ("RAG_RERANK_MODEL", rerank_model)):
         if value is not None:
             os.environ[name] = str(Path(value).resolve())
     if workers > 1 and not settings.chroma_url:

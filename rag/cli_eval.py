@@ -40,6 +40,8 @@ from rag.evaluation.runner import (
     run_questions,
     score_runs,
 )
+from rag.evaluation.dataset import EvalItem
+from rag.evaluation.ranking import Ranking, rank_questions
 from rag.evaluation.scorer import aggregate
 from rag.evaluation.sources import align_sources
 from rag.evaluation.suite import is_suite, load_questions, load_suite, run_suite, suite_data_root
@@ -70,16 +72,20 @@ SUITE_WITH_URL = ("a suite is evaluated in process: each corpus needs its own in
                   "--url evaluates one dataset against the server's index")
 
 
-def _in_process(k: int | None, data_dir: Path | None,
-                model: Path | None) -> tuple[AskFn, SearchFn, Callable[[], list[str]], int]:
-    """``ask``/``search``/``sources`` callables over an in-process engine, and the effective k."""
+RankFn = Callable[[Sequence[EvalItem]], Ranking]
+
+
+def _in_process(k: int | None, data_dir: Path | None, model: Path | None,
+                rerank_model: Path | None = None) -> tuple[AskFn, SearchFn, Callable[[], list[str]], RankFn | None, int]:
+    """``ask``/``search``/``sources``/``rank`` callables over an in-process engine, and the effective k."""
     from rag.engine import Rag
 
-    settings = get_settings(top_k=k, data_dir=data_dir, model_path=model)
+    settings = get_settings(top_k=k, data_dir=data_dir, model_path=model, rerank_model=rerank_model)
     engine = Rag(settings)
     return ((lambda q, kk, history=(): engine.ask(q, k=kk, history=chat_turns(history)).to_dict()),
             (lambda q, kk: engine.search(q, kk).to_dict()),
-            (lambda: [d.source for d in engine.ingestor.documents()]), settings.top_k)
+            (lambda: [d.source for d in engine.ingestor.documents()]),
+            (lambda items: rank_questions(engine, items, settings.top_k)), settings.top_k)
 
 
 def _nli_judge(nli: bool, nli_model: str | None) -> NliJudge | None:
@@ -104,13 +110,13 @@ def _write_outputs(report: dict[str, Any], outputs: Sequence[tuple[Path | None, 
 
 def _eval_suite(manifest: Path, *, json_out: Path | None, md_out: Path | None, plot: Path | None,
                 min_strict: float | None, compare: Path | None, k: int | None, data_dir: Path | None,
-                model: Path | None, nli: bool, nli_model: str | None) -> None:
+                model: Path | None, nli: bool, nli_model: str | None, rerank_model: Path | None = None) -> None:
     """Every corpus of the suite in its own index (under ``data_dir``, else a temporary folder)."""
     corpora = load_suite(manifest)
     questions = load_questions(corpora)
     old = load_suite_report(compare) if compare else None
     judge = _nli_judge(nli, nli_model)
-    settings = get_settings(top_k=k, model_path=model)
+    settings = get_settings(top_k=k, model_path=model, rerank_model=rerank_model)
     with suite_data_root(data_dir) as root:
         err.print(f"loading the models, then {len(corpora)} corpora", highlight=False, markup=False)
         with SuiteProgressBars(err) as bars:
@@ -146,6 +152,7 @@ def eval_command(
     k: Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, max=50, help="Chunks retrieved per question [env RAG_TOP_K; default 5].")] = None,
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Index folder (in-process) [env RAG_DATA_DIR; default ./data]; for a suite, the folder holding one index per corpus, DIR/NAME, kept [default: a temporary folder].")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", help="GGUF model file (in-process) [env RAG_MODEL_PATH].")] = None,
+    rerank_model: Annotated[Optional[Path], typer.Option("--rerank-model", help="The accurate mode's judge, a GGUF instruction model (in-process) [env RAG_RERANK_MODEL].")] = None,
     nli: Annotated[bool, typer.Option("--nli", help="Also judge citation support with an NLI cross-encoder (offline).")] = False,
     nli_model: Annotated[Optional[str], typer.Option("--nli-model", help=f"Local CrossEncoder folder for --nli [default {DEFAULT_NLI_MODEL}, if cached].")] = None,
 ) -> None:
@@ -154,7 +161,7 @@ def eval_command(
         if url:
             raise InputError(SUITE_WITH_URL)
         _eval_suite(dataset, json_out=json_out, md_out=md_out, plot=plot, min_strict=min_strict, compare=compare,
-                    k=k, data_dir=data_dir, model=model, nli=nli, nli_model=nli_model)
+                    k=k, data_dir=data_dir, model=model, nli=nli, nli_model=nli_model, rerank_model=rerank_model)
         return
     items = load_dataset(dataset)
     old = load_report(compare) if compare else None
@@ -167,8 +174,9 @@ def eval_command(
             key = settings.api_key.get_secret_value() if settings.api_key else None
             server = stack.enter_context(HttpBackend(url, api_key=key))
             ask, search, sources, top_k = server.ask, server.search, server.sources, settings.top_k
+            rank: RankFn | None = None
         else:
-            ask, search, sources, top_k = _in_process(k, data_dir, model)
+            ask, search, sources, rank, top_k = _in_process(k, data_dir, model, rerank_model)
         aligned = align_sources(items, sources(), dataset.name)
         if aligned.note:
             err.print(aligned.note, highlight=False, markup=False, soft_wrap=True)
@@ -178,10 +186,16 @@ def eval_command(
             task = bar.add_task("eval", total=len(items))
             runs = run_questions(items, ask, search, top_k,
                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
+            ranking = rank(items) if rank else None
     scores = score_runs(runs, top_k, nli_judgements(runs, judge) if judge else None)
     metrics = aggregate(scores)
     report = build_report(runs, scores, metrics, dataset=dataset.name, k=top_k, backend=url or "in-process")
+    if ranking is not None:
+        report["ranking"] = ranking.to_dict()
     out.print(metrics_table(report))
+    if ranking is not None and ranking.judged:
+        out.print(f"evidence ranking: P@1 {ranking.p_at_1:.1%}, P@3 {ranking.p_at_3:.1%} "
+                  f"({ranking.judged} answerable questions)", highlight=False)
     out.print(failures_table(report) if failures(report) else "no failures: every question is strictly correct")
     _write_outputs(report, ((json_out, write_json), (md_out, lambda p, r: write_text(p, to_markdown(r))),
                             (plot, write_plot)))

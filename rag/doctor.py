@@ -122,7 +122,29 @@ def check_model(settings: "Settings") -> Health:
     else:
         result = run_check(settings)
         (health.notes if result.ok else health.problems).append(result.summary)
+    _check_ranker(settings, health)
     return health
+
+
+def _check_ranker(settings: "Settings", health: Health) -> None:
+    """The learned ranker's files match their hashes, and it scores a pair."""
+    import time
+
+    from rag.errors import RagError
+
+    if not settings.ranker:
+        health.notes.append("the learned ranker is off (RAG_RANKER=false): evidence is ranked by the signals alone")
+        return
+    from rag.ranker import default_files, load_ranker
+
+    try:
+        t0 = time.perf_counter()
+        ranker = load_ranker(default_files())
+        ranker.scores("Does it work?", ["It works."])
+        health.notes.append(f"the learned ranker's files match their sha256 and it scores "
+                            f"({time.perf_counter() - t0:.2f} s to load and score a pair)")
+    except RagError as exc:
+        health.problems.append(exc.message)
 
 
 def rebuild(settings: "Settings", engine_factory=None) -> Rebuilt:  # noqa: ANN001 - Callable[[Settings], Rag]

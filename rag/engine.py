@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from rag.store import VectorStore
     from rag.ingest import Ingestor
     from rag.answer import AnswerPipeline, Turn
+    from rag.llm_judge import LlmJudge
+    from rag.ranker import Ranker
+    from rag.selection import UnitRanker
     from rag.generation import Generator
     from rag.threads import Background
     from rag.types import Answer, StreamEvent
@@ -120,15 +123,65 @@ class Rag:
         return Path(self.settings.model_path).name
 
     @cached_property
+    def ranker(self) -> "Ranker | None":
+        """The learned evidence ranker (``rag.ranker``); None with ``RAG_RANKER=false``."""
+        if not self.settings.ranker:
+            return None
+        from rag.ranker import default_files, load_ranker
+
+        return load_ranker(default_files())
+
+    @cached_property
+    def judge(self) -> "LlmJudge | None":
+        """The accurate mode's judge (``rag.llm_judge``), when ``RAG_RERANK_MODEL`` names a model."""
+        if self.settings.rerank_model is None:
+            return None
+        from rag.llm_judge import LlmJudge
+
+        return LlmJudge(self.settings.rerank_model, n_threads=self.settings.n_threads, repack=self.settings.llm_repack)
+
+    def readers(self) -> "dict[str, UnitRanker]":
+        """The readers of units the selection policy's stages use, by signal."""
+        from rag.selection import JUDGE, RANKER
+
+        return {name: reader for name, reader in ((RANKER, self.ranker), (JUDGE, self.judge)) if reader is not None}
+
+    def policy_file(self) -> Path:
+        """``RAG_POLICY``, else the shipped policy for the readers configured."""
+        from rag.selection import JUDGED_POLICY_FILE, POLICY_FILE, SIGNALS_POLICY_FILE
+
+        if self.settings.policy:
+            return Path(self.settings.policy)
+        if self.settings.rerank_model is not None and self.settings.ranker:
+            if not JUDGED_POLICY_FILE.is_file():
+                from rag.errors import ModelError
+
+                raise ModelError(f"the accurate mode (RAG_RERANK_MODEL) has no fitted policy ({JUDGED_POLICY_FILE.name}): "
+                                 "make it with eval/train/label_judge.py and eval/fit_policy.py --judged")
+            return JUDGED_POLICY_FILE
+        return POLICY_FILE if self.settings.ranker else SIGNALS_POLICY_FILE
+
+    @cached_property
     def pipeline(self) -> "AnswerPipeline":
         from rag.answer import AnswerPipeline
-        from rag.selection import SelectionPolicy
+        from rag.errors import ModelError
+        from rag.selection import JUDGE, RANKER, SelectionPolicy
 
         gen = (lambda: self.generator) if self.settings.use_llm else None
-        policy = SelectionPolicy.load(self.settings.policy)
+        policy = SelectionPolicy.load(self.policy_file())
+        if policy.uses(RANKER) and not self.settings.ranker:
+            raise ModelError(f"the selection policy {self.policy_file()} weighs the learned ranker's score: "
+                             "set RAG_RANKER=true, or give a policy fitted without it")
+        if policy.uses(JUDGE) and self.settings.rerank_model is None:
+            raise ModelError(f"the selection policy {self.policy_file()} weighs a rerank model's judgement: "
+                             "set RAG_RERANK_MODEL (--rerank-model), or give a policy fitted without it")
+        if self.settings.rerank_model is not None and not self.settings.ranker:
+            raise ModelError("the rerank model (RAG_RERANK_MODEL) reads what the learned ranker ranks best: "
+                             "it needs RAG_RANKER=true")
         return AnswerPipeline(self.retriever, policy, gen, self.model_name,
                               max_tokens=self.settings.max_answer_tokens,
-                              max_question_chars=self.settings.max_question_chars)
+                              max_question_chars=self.settings.max_question_chars,
+                              readers=self.readers if policy.stages else None)
 
     def close(self) -> None:
         """Release the index's files (the server calls this when it stops)."""

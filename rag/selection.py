@@ -2,10 +2,12 @@
 retrieved material and a fitted policy.
 
 Every evidence unit (sentence, code block, table row run; see ``rag.chunking``) of
-the retrieved chunks is described by the signals in ``FEATURES``; a logistic
-model (``SelectionPolicy.weights``, fitted by ``eval/fit_policy.py`` on the dev
-suite's labels: does this unit hold a gold fact?) turns them into the probability
-that the unit answers the question. The policy's thresholds then decide:
+the retrieved chunks is described by the signals in ``FEATURES``; the learned
+ranker (``rag.ranker``, a cross-encoder) reads the units those signals rank best
+and adds its score as one more signal. A logistic model
+(``SelectionPolicy.weights``, fitted by ``eval/fit_policy.py`` on the training
+suite's labels, ``eval/train/``: does this unit hold a gold fact?) turns them into
+the probability that the unit answers the question. The policy's thresholds then decide:
 
 * abstain when no unit reaches ``answer_threshold``;
 * otherwise cite the best unit, and further units (up to ``max_units``, and no
@@ -22,9 +24,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -35,7 +38,11 @@ from rag.retrieval import SearchResult
 from rag.store import Record
 from rag.text import normalize, tokens
 
-POLICY_FILE = Path(__file__).with_name("policy.json")
+POLICY_FILE = Path(__file__).with_name("policy.json")  # fitted with the learned ranker's score
+SIGNALS_POLICY_FILE = Path(__file__).with_name("policy_signals.json")  # fitted on the signals alone
+RANKER = "ranker"  # the learned ranker's score (rag.ranker), a signal of the policies that use it
+JUDGE = "judge"  # the accurate mode's larger model's judgement (rag.llm_judge)
+JUDGED_POLICY_FILE = Path(__file__).with_name("policy_judged.json")  # fitted with the ranker and the judge
 
 FEATURES: tuple[str, ...] = (
     "dense",  # cosine similarity of question and unit
@@ -92,24 +99,55 @@ class SelectionPolicy:
     max_units: int  # never more units than this
     extra_units: int  # nor more than the question's parts plus this
     fitted: dict[str, object] = field(default_factory=dict)  # how and on what the values were fitted
+    # Readers of units that add a signal each, in turn (the learned ranker, then in the accurate
+    # mode a larger model's judgement): see Stage.
+    stages: tuple["Stage", ...] = ()
 
     @classmethod
     def load(cls, path: Path | None = None) -> "SelectionPolicy":
         data = json.loads(Path(path or POLICY_FILE).read_text(encoding="utf-8"))
+        data["stages"] = tuple(Stage(**stage) for stage in data.get("stages", ()))
         return cls(**data)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
+    def uses(self, signal: str) -> bool:
+        return any(stage.signal == signal for stage in self.stages)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The signals the weights apply to, in order: FEATURES, then each stage's."""
+        return FEATURES + tuple(stage.signal for stage in self.stages)
+
     def probability(self, x: np.ndarray) -> np.ndarray:
-        w = np.array([self.weights[f] for f in FEATURES], dtype=np.float64)
+        """P(a unit holds a fact) for rows of ``columns``."""
+        w = np.array([self.weights[f] for f in self.columns], dtype=np.float64)
         return 1.0 / (1.0 + np.exp(-(x @ w + self.bias)))
+
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A reader of units that adds one signal: it reads the ``reads`` units that the
+    columns before it rank best (``order``: their weights, those of the policy fitted
+    without this stage), and its score is ``fill`` for the units it does not read."""
+
+    signal: str  # RANKER (rag.ranker) or JUDGE (rag.llm_judge)
+    reads: int
+    order: dict[str, float]
+    fill: float
+
+    def reads_rows(self, x: np.ndarray) -> np.ndarray:
+        """The rows of ``x`` (the columns before this stage) that it reads, best first."""
+        s = x @ np.array(list(self.order.values()), dtype=np.float64)
+        return np.lexsort((np.arange(len(s)), -s))[:self.reads]
 
 
 @dataclass(frozen=True)
 class Candidate:
     record: Record
-    features: np.ndarray  # in FEATURES order
+    features: np.ndarray  # in the policy's columns order (FEATURES, then the ranker's score if it weighs one)
     probability: float = 0.0
 
     @property
@@ -245,12 +283,40 @@ def candidate_features(question: Question, result: SearchResult) -> list[tuple[R
     return out
 
 
-def score(question: Question, result: SearchResult, policy: SelectionPolicy) -> list[Candidate]:
+class UnitRanker(Protocol):
+    """Scores (question, passage) pairs; ``rag.ranker.Ranker``."""
+
+    def scores(self, question: str, passages: Sequence[str]) -> np.ndarray: ...
+
+
+def with_stages(question: Question, rows: Sequence[tuple[Record, np.ndarray]], policy: SelectionPolicy,
+                readers: Mapping[str, UnitRanker]) -> np.ndarray:
+    """The signals of ``rows`` in ``policy.columns`` order: each stage's reader scores
+    the units it reads (``readers``: by signal name), its ``fill`` for the others."""
+    x = np.stack([f for _, f in rows])
+    if not policy.stages:
+        return x
+    from rag.ranker import passage
+
+    for stage in policy.stages:
+        reader = readers.get(stage.signal)
+        if reader is None:
+            raise ValueError(f"this selection policy weighs the {stage.signal!r} signal, and no reader for it was given")
+        read = stage.reads_rows(x)
+        column = np.full(len(rows), stage.fill, dtype=np.float64)
+        column[read] = reader.scores(question.text, [passage(rows[i][0].section, rows[i][0].text) for i in read])
+        x = np.hstack([x, column[:, None]])
+    return x
+
+
+def score(question: Question, result: SearchResult, policy: SelectionPolicy,
+          readers: Mapping[str, UnitRanker] | None = None) -> list[Candidate]:
     rows = candidate_features(question, result)
     if not rows:
         return []
-    probs = policy.probability(np.stack([f for _, f in rows]))
-    cands = [Candidate(rec, f, float(p)) for (rec, f), p in zip(rows, probs)]
+    x = with_stages(question, rows, policy, readers or {})
+    probs = policy.probability(x)
+    cands = [Candidate(rec, f, float(p)) for (rec, _), f, p in zip(rows, x, probs)]
     cands.sort(key=lambda c: (-c.probability, c.record.source, c.record.start))
     return cands
 
@@ -290,5 +356,6 @@ def choose(question: Question, cands: list[Candidate], policy: SelectionPolicy) 
     return Selection(True, chosen, cands)
 
 
-def select(question: Question, result: SearchResult, policy: SelectionPolicy) -> Selection:
-    return choose(question, score(question, result, policy), policy)
+def select(question: Question, result: SearchResult, policy: SelectionPolicy,
+           readers: Mapping[str, UnitRanker] | None = None) -> Selection:
+    return choose(question, score(question, result, policy, readers), policy)

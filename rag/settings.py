@@ -70,7 +70,15 @@ class Settings(BaseSettings):
                                     description="Longer questions are truncated to this (with a warning).")
     chunk_chars: int = Field(600, ge=100, le=4000, description="Target chunk size in characters.")
     policy: Path | None = Field(None, description="Evidence-selection policy JSON (default: the fitted one "
-                                                   "shipped as rag/policy.json; make your own with eval/fit_policy.py).")
+                                                   "shipped as rag/policy.json, or rag/policy_signals.json without "
+                                                   "the ranker; make your own with eval/fit_policy.py).")
+    ranker: bool = Field(True, description="Rank evidence with the learned ranker (rag.ranker, a cross-encoder "
+                                           "in ONNX Runtime) besides the selection signals; false: the signals "
+                                           "alone (rag/policy_signals.json).")
+    rerank_model: Path | None = Field(None, description="The accurate mode: a GGUF instruction model (e.g. "
+                                                         "Qwen2.5-Coder-1.5B-Instruct) that judges whether each "
+                                                         "of the few units ranked best answers the question "
+                                                         "(rag/policy_judged.json); about 1 s a unit on 2 cores.")
     use_llm: bool = Field(True, description="Let the LLM phrase answers (else purely extractive).")
     api_key: SecretStr | None = Field(None, description="When set, the HTTP API needs 'Authorization: Bearer <key>'.")
     allowed_hosts: str = Field("", description="More Host names the server answers to, comma-separated "

@@ -165,9 +165,9 @@ def fake_search(question: str, k: int) -> dict[str, Any]:
 def dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     calls: list[tuple[Any, ...]] = []
 
-    def in_process(k: int | None, data_dir: Path | None, model: Path | None) -> Any:
+    def in_process(k: int | None, data_dir: Path | None, model: Path | None, rerank: Path | None = None) -> Any:
         calls.append((k, data_dir, model))
-        return fake_ask, fake_search, lambda: ["a.txt", "z.txt"], k or 5
+        return fake_ask, fake_search, lambda: ["a.txt", "z.txt"], None, k or 5
 
     monkeypatch.setattr(rag.cli_eval, "_in_process", in_process)
     monkeypatch.setattr(rag.cli_eval, "_test_calls", calls, raising=False)

@@ -237,6 +237,23 @@ def test_suite_markdown_has_the_summary_then_each_corpus() -> None:
     assert "### Failures (1)" in md and "#### alpha1: Who gets Llama?" in md
 
 
+def test_the_report_carries_the_ranking_block_per_corpus_and_macro() -> None:
+    from dataclasses import replace
+
+    from rag.evaluation.ranking import Ranking
+
+    alpha, beta = two_corpora()
+    results = [replace(alpha, ranking=Ranking(0.5, 1.0, 4)), replace(beta, ranking=Ranking(1.0, 1.0, 2))]
+    report = build_suite_report(results, suite="s.json", k=5, backend="in-process")
+    assert report["corpora"][0]["ranking"] == {"p_at_1": 0.5, "p_at_3": 1.0, "judged": 4}
+    assert report["ranking"] == {"p_at_1": 0.75, "p_at_3": 1.0, "judged": 6}
+    header = next(line for line in render(summary_table(report)).splitlines() if "corpus" in line and "┃" in line)
+    assert "P@1" in header and "P@3" in header
+    assert "P@1" in to_suite_markdown(report)
+    plain = build_suite_report(two_corpora(), suite="s.json", k=5, backend="in-process")  # e.g. over --url
+    assert "ranking" not in plain and "P@1" not in render(summary_table(plain))
+
+
 def test_suite_plot_and_json_round_trip(tmp_path: Path) -> None:
     report = build_suite_report(two_corpora(), suite="s.json", k=5, backend="in-process")
     write_suite_plot(tmp_path / "p" / "suite.png", report)

@@ -1,5 +1,6 @@
 """The policy fit (rag.evaluation.fitting, eval/fit_policy.py): deterministic, and
-the committed rag/policy.json is exactly what the script fits from the committed table."""
+the committed policies are exactly what the script fits from the committed
+training table and ranker scores."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from rag.evaluation.fitting import QuestionRows, fit_policy, simulate, strict_of
-from rag.selection import FEATURES
+from rag.selection import FEATURES, RANKER, Stage
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +42,23 @@ def test_the_fit_separates_a_clear_signal_and_is_deterministic() -> None:
     assert simulate(rows, first)["macro"] == 1.0
 
 
-def test_the_committed_policy_is_what_the_script_fits() -> None:
+def test_a_stages_column_is_weighed_under_its_signals_name() -> None:
+    rows = []
+    for c in ("x", "y"):
+        for i in range(12):
+            row = _row(c, f"{c}{i}", True, 0.5)
+            score = np.array([[2.0], [-1.0]]) if i % 2 else np.array([[-1.0], [2.0]])
+            facts = row.facts if i % 2 else row.facts[::-1]
+            rows.append(QuestionRows(c, row.id, True, 1, 1, np.hstack([row.features, score]), facts,
+                                     row.supporting, row.texts))
+    stage = Stage(RANKER, 2, {f: 0.0 for f in FEATURES}, -2.0)
+    policy = fit_policy(rows, 1.0, stages=(stage,))
+    assert list(policy.weights) == [*FEATURES, RANKER] and policy.stages == (stage,)
+    assert policy.weights[RANKER] > 0 and simulate(rows, policy)["macro"] == 1.0
+
+
+@pytest.mark.slow
+def test_the_committed_policies_are_what_the_script_fits() -> None:
     done = subprocess.run([sys.executable, str(ROOT / "eval" / "fit_policy.py"), "--check"], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr

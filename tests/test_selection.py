@@ -9,14 +9,61 @@ import numpy as np
 import pytest
 
 from rag.question import analyse
-from rag.selection import FEATURES, Candidate, SelectionPolicy, choose, select
+from rag.selection import (
+    FEATURES,
+    POLICY_FILE,
+    RANKER,
+    SIGNALS_POLICY_FILE,
+    Candidate,
+    SelectionPolicy,
+    Stage,
+    choose,
+    select,
+    with_stages,
+)
 from rag.store import Record
 
-def test_the_shipped_policy_has_every_feature_and_sane_thresholds() -> None:
-    policy = SelectionPolicy.load()
-    assert set(policy.weights) == set(FEATURES)
+
+@pytest.mark.parametrize("path", [SIGNALS_POLICY_FILE, POLICY_FILE])
+def test_the_shipped_policies_weigh_every_column_and_have_sane_thresholds(path: Path) -> None:
+    policy = SelectionPolicy.load(path)
+    assert list(policy.weights) == list(policy.columns)
     assert 0 < policy.answer_threshold < 1 and 0 < policy.more_threshold < 1
     assert 1 <= policy.max_units <= 3 and policy.fitted["by"] == "eval/fit_policy.py"
+    assert policy.fitted["suite"] == "eval/train/suite.json"  # fitted on the training suite, never the dev one
+
+
+def test_the_default_policy_has_the_learned_ranker_read_the_best_units_by_the_signals() -> None:
+    signals, ranked = SelectionPolicy.load(SIGNALS_POLICY_FILE), SelectionPolicy.load(POLICY_FILE)
+    assert not signals.stages and ranked.uses(RANKER)
+    (stage,) = ranked.stages
+    assert stage.reads >= 4 and stage.order == signals.weights
+    assert ranked.weights[RANKER] > 0
+
+
+class _Reader:
+    """Scores a passage by its length; remembers what it read."""
+
+    def __init__(self) -> None:
+        self.read: list[str] = []
+
+    def scores(self, question: str, passages: list[str]) -> np.ndarray:
+        self.read += passages
+        return np.array([float(len(p)) for p in passages])
+
+
+def test_a_stage_reads_only_the_units_the_columns_before_it_rank_best() -> None:
+    rows = [(Record(f"u{i}", "x" * (i + 1), {"source": "a.txt", "start": i, "end": i + 1}),
+             np.eye(len(FEATURES))[0] * d) for i, d in enumerate([0.1, 0.9, 0.5, 0.7])]
+    stage = Stage(RANKER, 2, {f: (1.0 if f == FEATURES[0] else 0.0) for f in FEATURES}, -5.0)
+    policy = _policy(stages=(stage,), weights={**{f: 0.0 for f in FEATURES}, RANKER: 1.0})  # type: ignore[arg-type]
+    reader = _Reader()
+    x = with_stages(analyse("Which one?"), rows, policy, {RANKER: reader})
+    assert x.shape == (4, len(FEATURES) + 1)
+    assert reader.read == ["xx", "xxxx"]  # the two best by the first column, best first
+    assert x[:, -1].tolist() == [-5.0, 2.0, -5.0, 4.0]
+    with pytest.raises(ValueError, match="no reader"):
+        with_stages(analyse("Which one?"), rows, policy, {})
 
 
 def _cand(i: int, p: float, text: str, source: str = "a.txt") -> Candidate:
@@ -24,7 +71,7 @@ def _cand(i: int, p: float, text: str, source: str = "a.txt") -> Candidate:
                      np.zeros(len(FEATURES)), p)
 
 
-def _policy(**kw: float) -> SelectionPolicy:
+def _policy(**kw: object) -> SelectionPolicy:
     base = dict(weights={f: 0.0 for f in FEATURES}, bias=0.0, answer_threshold=0.5, more_threshold=0.4,
                 more_ratio=0.5, max_units=3, extra_units=0)
     base.update(kw)

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.selection import FEATURES, SelectionPolicy, pick
+from rag.selection import FEATURES, SelectionPolicy, Stage, pick
 
-L2_GRID = (0.3, 1.0, 3.0, 10.0)  # penalties tried on the squared weights; the best leave-one-corpus-out wins
+L2_GRID = (0.3, 1.0, 3.0)  # penalties tried on the squared weights; the best leave-one-corpus-out wins
 NEWTON_STEPS = 60
 ANSWER_THRESHOLDS = tuple(round(x, 2) for x in np.arange(0.05, 0.96, 0.05))
 MORE_THRESHOLDS = tuple(round(x, 2) for x in np.arange(0.05, 0.96, 0.05))
@@ -45,7 +45,7 @@ class QuestionRows:
     answerable: bool
     n_facts: int
     parts: int
-    features: np.ndarray  # (candidates, len(FEATURES))
+    features: np.ndarray  # (candidates, len(columns)): FEATURES, then the ranker's score if the fit uses it
     facts: tuple[frozenset[int], ...]  # gold facts each candidate contains
     supporting: tuple[bool, ...]  # each candidate is from a supporting source
     texts: tuple[str, ...]  # normalised texts (for the duplicate rule of selection)
@@ -58,7 +58,7 @@ class QuestionRows:
 def _listwise(rows: Sequence[QuestionRows], l2: float) -> np.ndarray:
     """Weights of a softmax over each question's candidates (labels shared evenly)."""
     data = [(r.features, r.labels) for r in rows if r.answerable and len(r.features) and r.labels.sum() > 0]
-    d = len(FEATURES)
+    d = data[0][0].shape[1] if data else len(FEATURES)
     w = np.zeros(d)
     for _ in range(NEWTON_STEPS):
         grad, hess = np.zeros(d), np.zeros((d, d))
@@ -95,15 +95,17 @@ def _platt(rows: Sequence[QuestionRows], w: np.ndarray) -> tuple[float, float]:
     return float(ab[0]), float(ab[1])
 
 
-def fit_weights(rows: Sequence[QuestionRows], l2: float) -> tuple[dict[str, float], float]:
-    """Per-feature weights and the intercept of P(unit holds a gold fact)."""
+def fit_weights(rows: Sequence[QuestionRows], l2: float,
+                columns: Sequence[str] = FEATURES) -> tuple[dict[str, float], float]:
+    """Per-signal weights (``columns``: the names of the rows' feature columns) and the
+    intercept of P(unit holds a gold fact)."""
     w = _listwise(rows, l2)
     scale, bias = _platt(rows, w)
-    return {f: round(float(scale * v), 6) for f, v in zip(FEATURES, w)}, round(bias, 6)
+    return {f: round(float(scale * v), 6) for f, v in zip(columns, w)}, round(bias, 6)
 
 
 def _probabilities(rows: Sequence[QuestionRows], weights: dict[str, float], bias: float) -> list[np.ndarray]:
-    w = np.array([weights[f] for f in FEATURES])
+    w = np.array(list(weights.values()))  # in the rows' column order (fit_weights keeps it)
     return [1.0 / (1.0 + np.exp(-(r.features @ w + bias))) if len(r.features) else np.zeros(0) for r in rows]
 
 
@@ -122,6 +124,46 @@ def _ranked(rows: Sequence[QuestionRows], probs: Sequence[np.ndarray]) -> list[_
         order = np.lexsort((np.arange(len(p)), -p)) if len(p) else np.zeros(0, dtype=int)
         out.append(_Ranked(order, [float(p[i]) for i in order], [row.texts[i] for i in order]))
     return out
+
+
+@dataclass(frozen=True)
+class _Outcomes:
+    """What ``pick`` can cite for every question, ready for a vectorised threshold
+    search: the probabilities of the units it would cite in turn (the best, then
+    the next ones that repeat none before them; ``MAX_CITED`` at most, -inf
+    beyond), and the strict outcome of citing the first k of them (k = 0..MAX_CITED).
+    ``pick`` cites a prefix of that sequence, as long as the probabilities hold."""
+
+    probs: np.ndarray  # (questions, MAX_CITED)
+    strict_k: np.ndarray  # (questions, MAX_CITED + 1)
+
+    @classmethod
+    def of(cls, rows: Sequence[QuestionRows], ranked: Sequence[_Ranked]) -> "_Outcomes":
+        n = max(MAX_UNITS)
+        probs = np.full((len(rows), n), -np.inf)
+        strict_k = np.zeros((len(rows), n + 1), dtype=bool)
+        for q, (row, r) in enumerate(zip(rows, ranked)):
+            seq: list[int] = []
+            seen: list[str] = []
+            for i, text in enumerate(r.texts):
+                if len(seq) == n:
+                    break
+                if seq and any(text in t or t in text for t in seen):
+                    continue
+                seq.append(i)
+                seen.append(text)
+            probs[q, :len(seq)] = [r.probs[i] for i in seq]
+            for k in range(n + 1):
+                strict_k[q, k] = strict_of(row, [int(r.order[i]) for i in seq[:k]]) if k <= len(seq) else False
+        return cls(probs, strict_k)
+
+    def strict(self, t_answer: float, t_more: float, ratio: float, limit: np.ndarray) -> np.ndarray:
+        """Each question's strict outcome under these thresholds (as ``pick`` decides)."""
+        first = self.probs[:, 0]
+        floor = np.maximum(t_more, ratio * first)
+        more = np.cumprod(self.probs[:, 1:] >= floor[:, None], axis=1).sum(axis=1)
+        k = np.where(first >= t_answer, np.minimum(1 + more, limit), 0)
+        return self.strict_k[np.arange(len(k)), k].astype(np.float64)
 
 
 def _chosen(ranked: _Ranked, t_answer: float, t_more: float, ratio: float, limit: int) -> list[int]:
@@ -155,23 +197,26 @@ def simulate(rows: Sequence[QuestionRows], policy: SelectionPolicy) -> dict[str,
     return out
 
 
-def fit_policy(rows: Sequence[QuestionRows], l2: float, note: dict[str, object] | None = None) -> SelectionPolicy:
-    weights, bias = fit_weights(rows, l2)
-    ranked = _ranked(rows, _probabilities(rows, weights, bias))
+def fit_policy(rows: Sequence[QuestionRows], l2: float, note: dict[str, object] | None = None,
+               stages: tuple[Stage, ...] = ()) -> SelectionPolicy:
+    """``stages``: the policy's readers of units, whose scores are the rows' last columns, in order."""
+    columns = FEATURES + tuple(stage.signal for stage in stages)
+    weights, bias = fit_weights(rows, l2, columns)
+    outcome = _Outcomes.of(rows, _ranked(rows, _probabilities(rows, weights, bias)))
     corpora = sorted({r.corpus for r in rows})
     index = {c: i for i, c in enumerate(corpora)}
-    sizes = np.bincount([index[r.corpus] for r in rows], minlength=len(corpora))
+    corpus_of = np.array([index[r.corpus] for r in rows])
+    sizes = np.bincount(corpus_of, minlength=len(corpora))
+    parts = np.array([r.parts for r in rows])
     best_key: tuple[float, ...] | None = None
     best = None
     for t_answer, t_more, ratio, max_units, extra in itertools.product(
             ANSWER_THRESHOLDS, MORE_THRESHOLDS, MORE_RATIOS, MAX_UNITS, EXTRA_UNITS):
         if max_units == 1 and (t_more, ratio, extra) != (MORE_THRESHOLDS[0], MORE_RATIOS[0], EXTRA_UNITS[0]):
             continue  # further units are never cited: one setting stands for all
-        hits = np.zeros(len(corpora))
-        for row, r in zip(rows, ranked):
-            limit = min(max_units, row.parts + extra)
-            if strict_of(row, _chosen(r, t_answer, t_more, ratio, limit)):
-                hits[index[row.corpus]] += 1
+        limit = np.minimum(max_units, parts + extra)
+        hits = np.bincount(corpus_of, weights=outcome.strict(t_answer, t_more, ratio, limit),
+                           minlength=len(corpora))
         macro = float(np.mean(hits / sizes))
         key = (round(macro, 9), -max_units, -extra, t_answer, t_more, ratio)
         if best_key is None or key > best_key:
@@ -181,23 +226,35 @@ def fit_policy(rows: Sequence[QuestionRows], l2: float, note: dict[str, object] 
     fitted: dict[str, object] = {"by": "eval/fit_policy.py", "questions": len(rows), "corpora": corpora,
                                  "l2": l2, **(note or {})}
     return SelectionPolicy(weights, bias, float(t_answer), float(t_more), float(ratio), int(max_units), int(extra),
-                           fitted)
+                           fitted, stages)
 
 
-def leave_one_corpus_out(rows: Sequence[QuestionRows], l2: float) -> dict[str, tuple[SelectionPolicy, float]]:
+def leave_one_corpus_out(rows: Sequence[QuestionRows], l2: float,
+                         stages: tuple[Stage, ...] = ()) -> dict[str, tuple[SelectionPolicy, float]]:
     """For each corpus: the policy fitted on the others, and its simulated strict there."""
     out = {}
     for corpus in sorted({r.corpus for r in rows}):
         train = [r for r in rows if r.corpus != corpus]
         test = [r for r in rows if r.corpus == corpus]
-        policy = fit_policy(train, l2, {"left_out": corpus})
+        policy = fit_policy(train, l2, {"left_out": corpus}, stages)
         out[corpus] = (policy, simulate(test, policy)[corpus])
     return out
 
 
-def choose_l2(rows: Sequence[QuestionRows]) -> tuple[float, dict[float, float]]:
+def p_at_1(rows: Sequence[QuestionRows], policy: SelectionPolicy) -> dict[str, float]:
+    """Per corpus (and ``macro``): the share of answerable questions whose best unit holds a gold fact."""
+    per: dict[str, list[bool]] = {}
+    for row, p in zip(rows, _probabilities(rows, policy.weights, policy.bias)):
+        if row.answerable:
+            per.setdefault(row.corpus, []).append(bool(len(p)) and bool(row.labels[int(np.argmax(p))]))
+    out = {c: float(np.mean(v)) for c, v in per.items()}
+    out["macro"] = float(np.mean(list(out.values()))) if out else 0.0
+    return out
+
+
+def choose_l2(rows: Sequence[QuestionRows], stages: tuple[Stage, ...] = ()) -> tuple[float, dict[float, float]]:
     """The penalty of ``L2_GRID`` with the best leave-one-corpus-out macro strict
     (ties: the larger penalty), and every penalty's figure."""
-    figures = {l2: float(np.mean([s for _, s in leave_one_corpus_out(rows, l2).values()])) for l2 in L2_GRID}
+    figures = {l2: float(np.mean([s for _, s in leave_one_corpus_out(rows, l2, stages).values()])) for l2 in L2_GRID}
     best = max(L2_GRID, key=lambda l2: (round(figures[l2], 9), l2))
     return best, figures

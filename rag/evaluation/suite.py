@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from rag.errors import DatasetError
 from rag.evaluation.dataset import EvalItem, load_dataset
+from rag.evaluation.ranking import Ranking, rank_questions
 from rag.evaluation.runner import History, NliJudge, QuestionRun, chat_turns, nli_judgements, run_questions, score_runs
 from rag.evaluation.scorer import Metrics, QuestionScore, aggregate
 from rag.settings import Settings
@@ -72,6 +73,7 @@ class CorpusResult:
     scores: list[QuestionScore]
     metrics: Metrics
     model: str
+    ranking: Ranking | None = None  # P@1/P@3 of the evidence ranking (rag.evaluation.ranking)
 
 
 def is_suite(path: Path) -> bool:
@@ -236,9 +238,10 @@ def run_corpus(corpus: Corpus, items: Sequence[EvalItem], engine: Rag, *, progre
     runs = run_questions(items, ask, lambda q, kk: engine.search(q, kk).to_dict(), k,
                          progress=_phase(progress, corpus.name, "ask"))
     scores = score_runs(runs, k, nli_judgements(runs, judge) if judge else None)
+    ranking = rank_questions(engine, items, k)
     if progress:
         progress(corpus.name, "done", len(items), len(items))
-    return CorpusResult(corpus, report, runs, scores, aggregate(scores), engine.model_name)
+    return CorpusResult(corpus, report, runs, scores, aggregate(scores), engine.model_name, ranking)
 
 
 def run_suite(corpora: Sequence[Corpus], questions: Mapping[str, Sequence[EvalItem]], settings: Settings,

@@ -30,6 +30,7 @@ from rag.evaluation.report import (
     to_markdown,
     write_text,
 )
+from rag.evaluation.ranking import macro_ranking
 from rag.evaluation.suite import CorpusResult, macro_metrics
 
 SUITE_FORMAT = "rag-eval-suite/1"
@@ -62,6 +63,8 @@ def corpus_report(result: CorpusResult, k: int, backend: str) -> dict[str, Any]:
     report = build_report(result.runs, result.scores, result.metrics, dataset=f"{c.name} ({c.questions.name})",
                           k=k, backend=backend)
     report["model"] = report["model"] or result.model
+    if result.ranking is not None:
+        report["ranking"] = result.ranking.to_dict()
     return {"corpus": c.name, "questions_file": c.questions.name, "ingest": result.ingest.to_dict(), **report}
 
 
@@ -69,8 +72,12 @@ def build_suite_report(results: Sequence[CorpusResult], *, suite: str, k: int, b
     """The ``--json-out`` object of a suite: per-corpus reports and the macro-average of their metrics."""
     corpora = [corpus_report(r, k, backend) for r in results]
     model = next((c["model"] for c in corpora if c["model"]), "")
-    return {"format": SUITE_FORMAT, "suite": suite, "k": k, "backend": backend, "model": model,
-            "macro": macro_metrics([r.metrics for r in results]), "corpora": corpora}
+    out = {"format": SUITE_FORMAT, "suite": suite, "k": k, "backend": backend, "model": model,
+           "macro": macro_metrics([r.metrics for r in results]), "corpora": corpora}
+    rankings = [r.ranking for r in results if r.ranking is not None]
+    if rankings:
+        out["ranking"] = macro_ranking(rankings).to_dict()
+    return out
 
 
 def below(report: dict[str, Any], min_strict: float) -> list[tuple[str, float]]:
@@ -79,6 +86,13 @@ def below(report: dict[str, Any], min_strict: float) -> list[tuple[str, float]]:
 
 
 # --- tables and Markdown ----------------------------------------------------------------------
+
+
+RANKING = (("p_at_1", "P@1"), ("p_at_3", "P@3"))  # columns from each corpus's "ranking" block
+
+
+def _ranking_cells(block: dict[str, Any] | None) -> list[str]:
+    return [format_value((block or {}).get(key), "rate") for key, _ in RANKING]
 
 
 def _columns(report: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -91,16 +105,20 @@ def _columns(report: dict[str, Any]) -> list[tuple[str, str, str]]:
 def summary_rows(report: dict[str, Any]) -> list[list[str]]:
     """One row per corpus and the macro-average row: name, questions, then the SUMMARY values."""
     columns = _columns(report)
+    ranked = "ranking" in report
     rows = [[c["corpus"], str(c["metrics"]["questions"])] + [format_value(c["metrics"].get(key), kind)
                                                               for key, _, kind in columns]
+            + (_ranking_cells(c.get("ranking")) if ranked else [])
             for c in report["corpora"]]
     m = report["macro"]
-    rows.append([MACRO, str(m["questions"])] + [format_value(m.get(key), kind) for key, _, kind in columns])
+    rows.append([MACRO, str(m["questions"])] + [format_value(m.get(key), kind) for key, _, kind in columns]
+                + (_ranking_cells(report["ranking"]) if ranked else []))
     return rows
 
 
 def summary_headers(report: dict[str, Any]) -> list[str]:
-    return ["corpus", "questions"] + [header for _, header, _ in _columns(report)]
+    return (["corpus", "questions"] + [header for _, header, _ in _columns(report)]
+            + ([header for _, header in RANKING] if "ranking" in report else []))
 
 
 def summary_table(report: dict[str, Any]) -> Table:
