@@ -13,8 +13,8 @@ over repeats of p50 end-to-end and time to first token, and the ratio
 pipeline/raw (the pipeline's own overhead).
 
 The learned ranker's cost, in the same run: every repeat also answers all the
-questions once with the default pipeline and once with the ranker switched off
-(``RAG_RANKER=false``: the signals-only policy; same index, embedder and model),
+questions once with the learned ranker on (``RAG_RANKER=true``) and once with it
+off (the signals-only policy, the default; same index, embedder and model),
 in two passes whose order alternates by repeat (answering a question right after
 the other pipeline answered it would find its prompt in llama.cpp's cache), and
 times the retrieval and selection stage (``AnswerPipeline.decide``) of both.
@@ -78,8 +78,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         engine = seeded_engine(ROOT, Path(tmp))
         settings = engine.settings
-        no_ranker = Rag(settings.model_copy(update={"ranker": False}), embedder=engine.embedder,
-                        store=engine.store, generator=engine.generator)
+        flipped = Rag(settings.model_copy(update={"ranker": not settings.ranker}), embedder=engine.embedder,
+                      store=engine.store, generator=engine.generator)  # the learned ranker on if it is off, or off
         raw = load_llama(settings.model_path, repack_here(settings.llm_repack).repack,
                          **llama_options(settings.ctx, settings.n_threads, settings.n_gpu_layers))
         template = ChatTemplate(raw)
@@ -89,7 +89,7 @@ def main() -> None:
             if decision.answerable:
                 prompts[q] = build_messages(q, [unit.record.text for unit in decision.evidence])
         engine.ask(questions[0])
-        no_ranker.ask(questions[0])
+        flipped.ask(questions[0])
         raw_call(raw, template, prompts[next(iter(prompts))], settings.max_answer_tokens, [], [])  # warm both
         runs = []
         for repeat in range(args.repeats):
@@ -120,7 +120,8 @@ def main() -> None:
                 "pipeline_answered_ttft_p50_ms": statistics.median(pipe_ttft_llm),
                 "raw_p50_ms": statistics.median(raw_total), "raw_ttft_p50_ms": statistics.median(raw_ttft),
             })
-            passes = {"ranker_on": engine, "ranker_off": no_ranker}
+            passes = {"ranker_on": engine if settings.ranker else flipped,
+                      "ranker_off": flipped if settings.ranker else engine}
             for name in (list(passes) if repeat % 2 == 0 else list(reversed(passes))):
                 runs[-1][f"{name}_p50_ms"] = statistics.median(timed(passes[name], q) for q in questions)
                 runs[-1][f"{name}_selection_p50_ms"] = statistics.median(

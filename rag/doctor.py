@@ -133,7 +133,8 @@ def _check_ranker(settings: "Settings", health: Health) -> None:
     from rag.errors import RagError
 
     if not settings.ranker:
-        health.notes.append("the learned ranker is off (RAG_RANKER=false): evidence is ranked by the signals alone")
+        health.notes.append("the learned ranker is off (RAG_RANKER=false, the default): evidence is ranked by "
+                            "the signals alone")
         return
     from rag.ranker import default_files, load_ranker
 

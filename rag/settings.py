@@ -72,9 +72,10 @@ class Settings(BaseSettings):
     policy: Path | None = Field(None, description="Evidence-selection policy JSON (default: the fitted one "
                                                    "shipped as rag/policy.json, or rag/policy_signals.json without "
                                                    "the ranker; make your own with eval/fit_policy.py).")
-    ranker: bool = Field(True, description="Rank evidence with the learned ranker (rag.ranker, a cross-encoder "
-                                           "in ONNX Runtime) besides the selection signals; false: the signals "
-                                           "alone (rag/policy_signals.json).")
+    ranker: bool = Field(False, description="Rank evidence with the learned ranker too (rag.ranker, a "
+                                            "cross-encoder in ONNX Runtime; rag/policy.json): better answers on "
+                                            "manuals and licences, but it answers more unanswerable questions on "
+                                            "news; off: the selection signals alone (rag/policy_signals.json).")
     rerank_model: Path | None = Field(None, description="The accurate mode: a GGUF instruction model (e.g. "
                                                          "Qwen2.5-Coder-1.5B-Instruct) that judges whether each "
                                                          "of the few units ranked best answers the question "

@@ -249,9 +249,17 @@ def test_hostile_documents_change_no_answer_and_are_never_cited(tmp_path: Path, 
     dirty_corpus = corpus("corpus", HIDDEN_PAGE)
     # each phrasing aimed at a dev question, in one sentence with the question's own words
     aimed = [f"Regarding {questions[i % len(questions)].rstrip('?')}: {h}" for i, h in enumerate(HOSTILE * 2)]
-    (dirty_corpus / "zz_notes.txt").write_text("\n".join(aimed) + "\n", encoding="utf-8")
+    notes = tmp_path / "later" / "zz_notes.txt"
+    notes.parent.mkdir()
+    notes.write_text("\n".join(aimed) + "\n", encoding="utf-8")
     dirty = Rag(Settings(data_dir=tmp_path / "dirty"), embedder=embedder)
     dirty.ingestor.ingest_paths([dirty_corpus], prefix="")
+    # The notes come in a later ingest, as a document added to an index in use: int8
+    # document vectors depend a little on the texts embedded in the same batch (ONNX
+    # Runtime quantizes activations per batch), which alone moved an unanswerable
+    # question's best probability across its threshold (0.2996 -> 0.3014).
+    dirty.ingestor.ingest_paths([notes], prefix="")
+    assert {"zz_notes.txt", "zz_contractors.html"} <= {d.source for d in dirty.ingestor.documents()}
     after = [dirty.ask(q) for q in questions]
     changed = [(q, b.answer, a.answer) for q, b, a in zip(questions, before, after) if a.answer != b.answer]
     assert not changed

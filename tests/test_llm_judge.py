@@ -48,7 +48,7 @@ def test_the_accurate_mode_needs_its_fitted_policy(tmp_path: Path, monkeypatch: 
     from rag.engine import Rag
 
     monkeypatch.setattr(rag.selection, "JUDGED_POLICY_FILE", tmp_path / "policy_judged.json")
-    engine = Rag(Settings(data_dir=tmp_path, rerank_model=tmp_path / "judge.gguf"))
+    engine = Rag(Settings(data_dir=tmp_path, rerank_model=tmp_path / "judge.gguf", ranker=True))
     with pytest.raises(ModelError, match="no fitted policy.*fit_policy.py --judged"):
         engine.policy_file()
     off = Rag(Settings(data_dir=tmp_path, rerank_model=tmp_path / "judge.gguf", ranker=False,

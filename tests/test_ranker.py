@@ -63,10 +63,10 @@ def test_rag_doctor_checks_the_ranker(tmp_path: Path, monkeypatch: pytest.Monkey
     from rag.settings import Settings
 
     health = Health()
-    _check_ranker(Settings(data_dir=tmp_path), health)
+    _check_ranker(Settings(data_dir=tmp_path, ranker=True), health)
     assert health.ok and "match their sha256" in health.notes[0]
     off = Health()
-    _check_ranker(Settings(data_dir=tmp_path, ranker=False), off)
+    _check_ranker(Settings(data_dir=tmp_path), off)  # off by default
     assert off.ok and "RAG_RANKER=false" in off.notes[0]
     files = default_files()
     copy = tmp_path / "ranker"
@@ -74,5 +74,5 @@ def test_rag_doctor_checks_the_ranker(tmp_path: Path, monkeypatch: pytest.Monkey
     (copy / TOKENIZER_FILE).write_text("{}", encoding="utf-8")
     monkeypatch.setattr(rag.ranker, "default_files", lambda: RankerFiles(copy, files.sha256))
     damaged = Health()
-    _check_ranker(Settings(data_dir=tmp_path), damaged)
+    _check_ranker(Settings(data_dir=tmp_path, ranker=True), damaged)
     assert not damaged.ok and TOKENIZER_FILE in damaged.problems[0]
