@@ -111,7 +111,7 @@ def test_selection_on_real_retrieval_finds_the_sentence(tmp_path: Path, embedder
     engine.ingestor.ingest_paths([docs])
     question = analyse("When does the ferry to the island leave?")
     result = engine.retriever.retrieve(question.query, 5)
-    sel = select(question, result, SelectionPolicy.load())
+    sel = select(question, result, SelectionPolicy.load(engine.policy_file()), engine.readers())
     assert sel.candidates, "every unit of the retrieved chunks is scored"
     assert all(0.0 <= c.probability <= 1.0 for c in sel.candidates)
     assert "ferry" in sel.candidates[0].record.text
