@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from fit_policy import SCORES, load_scores, load_table, ranker_fill, to_rows  # noqa: E402
+from fit_policy import SCORES, load_scores, load_table, to_rows  # noqa: E402
 from rag.ranker import passage  # noqa: E402
 from rag.selection import POLICY_FILE, SelectionPolicy  # noqa: E402
 
@@ -67,10 +67,11 @@ def main() -> None:
     log.info("%d questions to judge (%d already judged)", len(todo), len(done))
     judge = LlmJudge(args.model)
     w = np.array(list(policy.weights.values()), dtype=np.float64)
+    fill = policy.stages[0].fill  # the ranker's score of the units it does not read (ranker_fill of the scores)
     t0 = time.perf_counter()
     for n, q in enumerate(todo, 1):
         key = f"{q['corpus']}/{q['id']}"
-        row = to_rows([q], {key: scores[key]}, ranker_fill(scores))[0]
+        row = to_rows([q], ({key: scores[key]}, fill))[0]
         col: list[float | None] = [None] * len(row.texts)
         if len(row.texts):
             s = row.features @ w
