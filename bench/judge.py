@@ -1,6 +1,6 @@
 """What the accurate mode's judge (``rag.llm_judge``) adds to an answer: for each
 dev question over the seeds, the time the judge takes to read the units the
-default pipeline ranks best (``JUDGE_READS``, as the accurate mode does), next to
+default pipeline ranks best (as many as the accurate mode's judge stage reads), next to
 the default pipeline's own answer time for the same question, in the same run.
 
 Run: .venv/bin/python bench/judge.py [--model Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf] [--repeats 2]
@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 from bench.common import dev_questions, seeded_engine  # noqa: E402
 from rag.llm_judge import LlmJudge  # noqa: E402
 from rag.ranker import passage  # noqa: E402
+from rag.selection import JUDGE, JUDGED_POLICY_FILE, SelectionPolicy  # noqa: E402
 
-JUDGE_READS = 5  # as eval/fit_policy.py's judge stage
 MODEL = ROOT / "models" / "Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf"
 
 
@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
+    reads = next(s.reads for s in SelectionPolicy.load(JUDGED_POLICY_FILE).stages if s.signal == JUDGE)
     questions = dev_questions(ROOT)
     with tempfile.TemporaryDirectory() as tmp:
         engine = seeded_engine(ROOT, Path(tmp))
@@ -44,7 +45,7 @@ def main() -> None:
         units = {}
         for q in questions:
             _, decision, _ = engine.pipeline.decide(q, settings.top_k)
-            units[q] = [passage(c.record.section, c.record.text) for c in decision.candidates[:JUDGE_READS]]
+            units[q] = [passage(c.record.section, c.record.text) for c in decision.candidates[:reads]]
         engine.ask(questions[0])
         judge.scores(questions[0], units[questions[0]])  # warm both
         runs = []
@@ -61,7 +62,7 @@ def main() -> None:
     result = {k: round(statistics.median(r[k] for r in runs), 1) for k in runs[0]}
     result["accurate_mode_p50_ms"] = round(result["pipeline_p50_ms"] + result["judge_p50_ms"], 1)
     result["ratio_to_pipeline"] = round(result["accurate_mode_p50_ms"] / result["pipeline_p50_ms"], 2)
-    result.update(questions=len(questions), units_a_question=JUDGE_READS, repeats=args.repeats,
+    result.update(questions=len(questions), units_a_question=reads, repeats=args.repeats,
                   model=args.model.name)
     print(json.dumps(result, indent=2))
     if args.json_out:

@@ -168,12 +168,13 @@ class Rag:
         from rag.selection import JUDGE, RANKER, SelectionPolicy
 
         gen = (lambda: self.generator) if self.settings.use_llm else None
-        policy = SelectionPolicy.load(self.policy_file())
+        path = self.policy_file()
+        policy = SelectionPolicy.load(path)
         if policy.uses(RANKER) and not self.settings.ranker:
-            raise ModelError(f"the selection policy {self.policy_file()} weighs the learned ranker's score: "
+            raise ModelError(f"the selection policy {path} weighs the learned ranker's score: "
                              "set RAG_RANKER=true, or give a policy fitted without it")
         if policy.uses(JUDGE) and self.settings.rerank_model is None:
-            raise ModelError(f"the selection policy {self.policy_file()} weighs a rerank model's judgement: "
+            raise ModelError(f"the selection policy {path} weighs a rerank model's judgement: "
                              "set RAG_RERANK_MODEL (--rerank-model), or give a policy fitted without it")
         if self.settings.rerank_model is not None and not self.settings.ranker:
             raise ModelError("the rerank model (RAG_RERANK_MODEL) reads what the learned ranker ranks best: "

@@ -31,13 +31,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from fit_policy import SCORES, load_scores, load_table, to_rows  # noqa: E402
+from fit_policy import JUDGE_READS, SCORES, load_scores, load_table, to_rows  # noqa: E402
 from rag.ranker import passage  # noqa: E402
 from rag.selection import POLICY_FILE, SelectionPolicy  # noqa: E402
 
 OUT = ROOT / "eval" / "train" / "judge_scores.jsonl"
 MODEL = ROOT / "models" / "Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf"
-JUDGE_READS = 5  # units the judge reads a question (SelectionPolicy's judge stage)
 PER_CORPUS = 10
 SEED = 0
 log = logging.getLogger("label_judge")
