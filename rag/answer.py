@@ -177,6 +177,9 @@ class AnswerPipeline:
         self.model_name = model_name
         self.max_tokens = max_tokens
         self.max_question_chars = max_question_chars
+        # Called with each standalone question (no history) and its selection: how the
+        # evaluation reads the evidence ranking without selecting a second time.
+        self.on_selection: Callable[[str, Selection], None] | None = None
 
     def ask(self, question: str, k: int = 5, history: Sequence[Turn] = (),
             sources: frozenset[str] | None = None, instructions: str = "") -> Answer:
@@ -205,6 +208,8 @@ class AnswerPipeline:
         t0 = time.perf_counter()
         analysed, result = self.retrieve(question, k, history, sources)
         selection = select(analysed, result, self.policy, self._readers() if self._readers else None)
+        if self.on_selection is not None and not history:
+            self.on_selection(question, selection)
         return analysed.text, selection, (time.perf_counter() - t0) * 1000
 
     def stream(self, question: str, k: int = 5, history: Sequence[Turn] = (),

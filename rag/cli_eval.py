@@ -41,7 +41,7 @@ from rag.evaluation.runner import (
     score_runs,
 )
 from rag.evaluation.dataset import EvalItem
-from rag.evaluation.ranking import Ranking, rank_questions
+from rag.evaluation.ranking import Ranking, rank_questions, record_selections
 from rag.evaluation.scorer import aggregate
 from rag.evaluation.sources import align_sources
 from rag.evaluation.suite import is_suite, load_questions, load_suite, run_suite, suite_data_root
@@ -82,10 +82,11 @@ def _in_process(k: int | None, data_dir: Path | None, model: Path | None,
 
     settings = get_settings(top_k=k, data_dir=data_dir, model_path=model, rerank_model=rerank_model)
     engine = Rag(settings)
+    recorder = record_selections(engine)
     return ((lambda q, kk, history=(): engine.ask(q, k=kk, history=chat_turns(history)).to_dict()),
             (lambda q, kk: engine.search(q, kk).to_dict()),
             (lambda: [d.source for d in engine.ingestor.documents()]),
-            (lambda items: rank_questions(engine, items, settings.top_k)), settings.top_k)
+            (lambda items: rank_questions(engine, items, settings.top_k, recorder.selections)), settings.top_k)
 
 
 def _nli_judge(nli: bool, nli_model: str | None) -> NliJudge | None:

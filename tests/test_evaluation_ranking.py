@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rag.evaluation.dataset import EvalItem, load_dataset
-from rag.evaluation.ranking import Ranking, answering_ranks, macro_ranking, rank_questions
+from rag.evaluation.ranking import Ranking, answering_ranks, macro_ranking, rank_questions, record_selections
 from tests.conftest import DEV
 
 CLEGG = EvalItem("c1", "Who is Meta's president of global affairs?", (("Nick Clegg", "Clegg"),),
@@ -34,3 +34,25 @@ def test_the_pipelines_ranking_on_the_seeds(seeded_engine) -> None:
     assert ranking.judged == len(answerable)
     assert 0.5 <= ranking.p_at_1 <= ranking.p_at_3 <= 1.0  # type: ignore[operator]
     assert rank_questions(seeded_engine, [CLEGG], 5) == Ranking(1.0, 1.0, 1)
+
+
+@pytest.mark.slow
+def test_ranking_reads_the_selections_the_answers_were_given(seeded_engine) -> None:
+    items = [i for i in load_dataset(DEV) if i.answerable][:4]
+    recorder = record_selections(seeded_engine)
+    try:
+        for item in items:
+            seeded_engine.ask(item.question, k=5)
+    finally:
+        seeded_engine.pipeline.on_selection = None
+    assert set(recorder.selections) == {i.question for i in items}
+    calls = []
+    seeded_engine.pipeline.on_selection = lambda q, s: calls.append(q)
+    try:
+        from_answers = rank_questions(seeded_engine, items, 5, recorder.selections)
+        assert calls == []  # nothing selected a second time
+        afresh = rank_questions(seeded_engine, items, 5)
+        assert len(calls) == len(items)
+    finally:
+        seeded_engine.pipeline.on_selection = None
+    assert from_answers == afresh

@@ -7,7 +7,7 @@ question as asked; a conversation's turns are not ranked."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,7 @@ from rag.evaluation.scorer import fact_present
 
 if TYPE_CHECKING:
     from rag.engine import Rag
+    from rag.selection import Selection
 
 DEPTHS = (1, 3)
 
@@ -38,14 +39,36 @@ def answering_ranks(item: EvalItem, texts_and_sources: Sequence[tuple[str, str]]
             for text, source in texts_and_sources]
 
 
-def rank_questions(engine: "Rag", items: Sequence[EvalItem], k: int) -> Ranking:
-    """P@1/P@3 of the engine's evidence ranking on the answerable questions of ``items``."""
+class SelectionRecorder:
+    """Keeps the selection the answer pipeline made for each question it answered
+    (install with ``record_selections``), so ranking them selects nothing again."""
+
+    def __init__(self) -> None:
+        self.selections: dict[str, "Selection"] = {}
+
+    def __call__(self, question: str, selection: "Selection") -> None:
+        self.selections[question] = selection
+
+
+def record_selections(engine: "Rag") -> SelectionRecorder:
+    """A recorder installed on the engine's answer pipeline."""
+    recorder = SelectionRecorder()
+    engine.pipeline.on_selection = recorder
+    return recorder
+
+
+def rank_questions(engine: "Rag", items: Sequence[EvalItem], k: int,
+                   recorded: Mapping[str, "Selection"] | None = None) -> Ranking:
+    """P@1/P@3 of the engine's evidence ranking on the answerable questions of ``items``;
+    ``recorded``: selections already made for these questions (the others are made here)."""
     hits = {d: 0 for d in DEPTHS}
     judged = 0
     for item in items:
         if not item.answerable or item.history:
             continue
-        _, selection, _ = engine.pipeline.decide(item.question, k)
+        selection = (recorded or {}).get(item.question)
+        if selection is None:
+            _, selection, _ = engine.pipeline.decide(item.question, k)
         ok = answering_ranks(item, [(c.record.text, c.record.source) for c in selection.candidates])
         judged += 1
         for d in DEPTHS:

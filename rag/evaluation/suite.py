@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from rag.errors import DatasetError
 from rag.evaluation.dataset import EvalItem, load_dataset
-from rag.evaluation.ranking import Ranking, rank_questions
+from rag.evaluation.ranking import Ranking, rank_questions, record_selections
 from rag.evaluation.runner import History, NliJudge, QuestionRun, chat_turns, nli_judgements, run_questions, score_runs
 from rag.evaluation.scorer import Metrics, QuestionScore, aggregate
 from rag.settings import Settings
@@ -232,13 +232,15 @@ def run_corpus(corpus: Corpus, items: Sequence[EvalItem], engine: Rag, *, progre
     if progress:
         progress(corpus.name, "ingest", 0, 0)
     report = ingest_corpus(engine, corpus, _phase(progress, corpus.name, "ingest"))
+    recorder = record_selections(engine)
+
     def ask(q: str, kk: int, history: History = ()) -> dict[str, object]:
         return engine.ask(q, k=kk, history=chat_turns(history)).to_dict()
 
     runs = run_questions(items, ask, lambda q, kk: engine.search(q, kk).to_dict(), k,
                          progress=_phase(progress, corpus.name, "ask"))
     scores = score_runs(runs, k, nli_judgements(runs, judge) if judge else None)
-    ranking = rank_questions(engine, items, k)
+    ranking = rank_questions(engine, items, k, recorder.selections)
     if progress:
         progress(corpus.name, "done", len(items), len(items))
     return CorpusResult(corpus, report, runs, scores, aggregate(scores), engine.model_name, ranking)
