@@ -38,6 +38,8 @@ OPTIONAL: dict[str, str] = {
     "turns": "a non-empty list of non-empty strings (a conversation; replaces 'question')",
     "kind": "a non-empty string: the kind of question (what, how, why, list, ...; 'structure' for a pair "
             "made from a document's structure, such as an FAQ's question and its answer)",
+    "standalone": "a non-empty string: a conversation's last turn written as a question that stands on its own "
+                  "(the rewrite a follow-up should get; training data for follow-up resolution)",
 }
 
 
@@ -53,6 +55,7 @@ class EvalItem:
     pages: tuple[int, ...] = ()
     history: tuple[str, ...] = ()  # a conversation's earlier turns, asked first (oldest first)
     kind: str = ""  # the kind of question, where the dataset says it
+    standalone: str = ""  # a conversation's last turn as a question of its own, where the dataset says it
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id, "question": self.question, "answers": [list(f) for f in self.answers],
@@ -63,6 +66,8 @@ class EvalItem:
             d["turns"] = [*self.history, self.question]
         if self.kind:
             d["kind"] = self.kind
+        if self.standalone:
+            d["standalone"] = self.standalone
         return d
 
 
@@ -100,6 +105,10 @@ def _check_types(obj: dict[str, Any]) -> list[str]:
         problems.append(f"'turns' must be {OPTIONAL['turns']}")
     if "kind" in obj and not _nonempty_str(obj["kind"]):
         problems.append(f"'kind' must be {OPTIONAL['kind']}")
+    if "standalone" in obj and not _nonempty_str(obj["standalone"]):
+        problems.append(f"'standalone' must be {OPTIONAL['standalone']}")
+    if "standalone" in obj and "turns" not in obj:
+        problems.append("'standalone' belongs to a conversation ('turns')")
     return problems
 
 
@@ -161,7 +170,8 @@ def parse_dataset(lines: Iterable[str], name: str = "dataset") -> list[EvalItem]
                               answers=tuple(tuple(fact) for fact in obj["answers"]),
                               supporting=tuple(obj["supporting"]), answerable=obj["answerable"],
                               pages=tuple(obj.get("pages", ())), history=tuple(obj.get("turns", ())[:-1]),
-                              kind=str(obj.get("kind", ""))))
+                              kind=str(obj.get("kind", "")),
+                              standalone=str(obj.get("standalone", ""))))
     if problems:
         listing = "\n  ".join(problems)
         raise DatasetError(f"{name}: {len(problems)} problem(s):\n  {listing}")
