@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from rag.chunking import Span, split_sentences
 from rag.drafting import WHOLE, Drafter, clean_draft, code_terms, key_terms
 from rag.errors import EmptyQuestionError, IndexEmptyError
-from rag.followup import Turn, retrieval_query, standalone
+from rag.followup import Rewrite, Turn, retrieval_query, rewrites, standalone
 from rag.generation import Generator
 from rag.question import Question, analyse
 from rag.retrieval import HybridRetriever, SearchResult
@@ -200,6 +200,21 @@ class AnswerPipeline:
         if not result.hits and self.retriever.store.count() == 0:  # counted only when nothing was found
             raise IndexEmptyError("the index is empty: add documents first with 'rag ingest PATH'")
         return analysed, result
+
+    def readings(self, question: str, k: int, history: Sequence[Turn],
+                 sources: frozenset[str] | None = None) -> list[tuple[Rewrite, Question, Selection]]:
+        """Stages 1-3 for each way of reading a follow-up (``rag.followup.rewrites``): how
+        ``eval/validate_followup.py`` compares the rules' reading with the others."""
+        q = prepare_question(question, self.max_question_chars)
+        out = []
+        for rewrite in rewrites(q, history):
+            analysed = analyse(rewrite.text, rewrite.query)
+            result = self.retriever.retrieve(analysed.query, k, statement=analysed.statement, sources=sources)
+            if not result.hits and self.retriever.store.count() == 0:
+                raise IndexEmptyError("the index is empty: add documents first with 'rag ingest PATH'")
+            out.append((rewrite, analysed,
+                        select(analysed, result, self.policy, self._readers() if self._readers else None)))
+        return out
 
     def decide(self, question: str, k: int, history: Sequence[Turn] = (),
                sources: frozenset[str] | None = None) -> tuple[str, Selection, float]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.followup import Turn, names, retrieval_query, standalone
+from rag.followup import ASKED, JOINED, RULE, SWAP, Rewrite, Turn, cues, names, retrieval_query, rewrites, standalone
 
 BRIDGE = Turn("Who designed the Halden bridge?",
               "The bridge was designed by Ingrid Solberg, the city's chief engineer, in 1931 [1].")
@@ -53,3 +53,37 @@ def test_retrieval_adds_the_previous_question_while_the_turn_still_leans_on_it()
     # an earlier turn's own standalone form is what the next one builds on
     chained = [Turn("And Fjordlink?", "Fjordlink runs a hydrofoil [1].", "What does Fjordlink run on the fjord?")]
     assert standalone("And Tidewater?", chained) == "What does Tidewater run on the fjord?"
+
+
+# --- readings of a follow-up, for the fitted choice (rag.followup_policy) ---
+
+CONFIG = Turn("What does git config --add do?", "It adds a new line to the option without altering any "
+              "existing values [1].")
+TIMEOUT = Turn("How can an idle shell log itself out?", "Set the TMOUT variable to a number of seconds [1].")
+
+
+def test_a_first_question_has_one_reading_as_asked() -> None:
+    assert rewrites("What does git config --add do?", []) == [
+        Rewrite("What does git config --add do?", "What does git config --add do?", ASKED)]
+
+
+def test_readings_put_a_referent_of_the_previous_turn_in_place_of_the_pointer() -> None:
+    got = rewrites("Does that variable affect the read builtin?", [TIMEOUT])
+    assert got[0].how == ASKED and got[0].text == "Does that variable affect the read builtin?"
+    assert Rewrite("Does TMOUT affect the read builtin?", "Does TMOUT affect the read builtin?", SWAP) in got
+    joined = [r for r in got if r.how == JOINED]
+    assert len(joined) == 1 and joined[0].query.endswith("How can an idle shell log itself out?")
+
+
+def test_an_ellipsis_reads_as_the_previous_question_with_its_subject_swapped() -> None:
+    got = rewrites("And --unset?", [CONFIG])
+    assert Rewrite("What does git config --unset do?", "What does git config --unset do?", SWAP) in got
+    assert any(r.how == RULE for r in got)
+
+
+def test_cues_tell_a_pointer_an_opening_and_words_of_its_own() -> None:
+    lean = cues("What is its default?", [CONFIG])
+    assert lean.leans and not lean.opener and not lean.terms
+    assert cues("And --unset?", [CONFIG]).opener and cues("And --unset?", [CONFIG]).terms
+    switch = cues("Which OpenSSL command converts a PEM certificate into DER format?", [CONFIG])
+    assert not switch.leans and not switch.opener and switch.own == 1.0

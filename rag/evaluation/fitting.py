@@ -58,19 +58,25 @@ class QuestionRows:
 def _listwise(rows: Sequence[QuestionRows], l2: float) -> np.ndarray:
     """Weights of a softmax over each question's candidates (labels shared evenly)."""
     data = [(r.features, r.labels) for r in rows if r.answerable and len(r.features) and r.labels.sum() > 0]
-    d = data[0][0].shape[1] if data else len(FEATURES)
-    w = np.zeros(d)
+    return conditional_logit(data, l2, data[0][0].shape[1] if data else len(FEATURES))
+
+
+def conditional_logit(groups: Sequence[tuple[np.ndarray, np.ndarray]], l2: float, dims: int) -> np.ndarray:
+    """Weights of a softmax over each group's rows (``(rows, labels)``, labels shared
+    evenly among a group's positives; every group has one), by Newton's method with an
+    L2 penalty on the weights."""
+    w = np.zeros(dims)
     for _ in range(NEWTON_STEPS):
-        grad, hess = np.zeros(d), np.zeros((d, d))
-        for x, y in data:
+        grad, hess = np.zeros(dims), np.zeros((dims, dims))
+        for x, y in groups:
             s = x @ w
             p = np.exp(s - s.max())
             p /= p.sum()
             grad += x.T @ (p - y / y.sum())
             mean = x.T @ p
             hess += (x * p[:, None]).T @ x - np.outer(mean, mean)
-        grad = grad / len(data) + l2 * w
-        hess = hess / len(data) + l2 * np.eye(d)
+        grad = grad / max(1, len(groups)) + l2 * w
+        hess = hess / max(1, len(groups)) + l2 * np.eye(dims)
         step = np.linalg.solve(hess, grad)
         w -= step
         if np.max(np.abs(step)) < 1e-10:
