@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rag.errors import InvalidSourceError
+
 BLOCK_KINDS = frozenset({"heading", "text", "term", "item", "code", "table", "meta"})
 PROSE_KINDS = frozenset({"text", "item", "meta"})
 
@@ -68,3 +70,16 @@ class Document:
             else:
                 hi = mid - 1
         return lo + 1
+
+
+def validate_source(source: str) -> str:
+    """Sources are names, never paths that could escape: no '..', no absolute
+    paths, no backslashes, no control characters."""
+    if not source or len(source) > 512:
+        raise InvalidSourceError("document source must be 1 to 512 characters")
+    if any(ord(c) < 32 for c in source) or "\\" in source:
+        raise InvalidSourceError(f"invalid document source {source!r}: control characters or backslashes")
+    parts = source.split("/")
+    if source.startswith("/") or any(p in ("", ".", "..") for p in parts) or ":" in parts[0]:
+        raise InvalidSourceError(f"invalid document source {source!r}: must be a relative name without '..'")
+    return source

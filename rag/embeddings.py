@@ -69,7 +69,7 @@ def load_embedder(spec: str, cache_dir: Path | None = None, onnx: bool = True, q
     _quiet_hub()
     model_dir = resolve_model_dir(spec)
     if onnx and not _adds_prompt(model_dir):
-        from rag.onnx_embedder import load_onnx_embedder
+        from rag.onnx_export import load_onnx_embedder
 
         embedder = load_onnx_embedder(spec, model_dir, cache_dir or _default_cache_dir(), quantized, device)
         if embedder is not None:

@@ -26,8 +26,8 @@ import numpy as np
 
 from rag.chunking import chunk_document
 from rag.embeddings import Embedder
-from rag.errors import IngestError, InvalidSourceError, NotFoundError
-from rag.document import Document
+from rag.errors import IngestError, NotFoundError
+from rag.document import Document, validate_source
 from rag.id_migration import counted_as, renames
 from rag.loaders import Skipped, load_paths
 from rag.store import ADDRESSES_MODEL, Record, SourceState, VectorStore
@@ -70,19 +70,6 @@ def _where(section: str, page: int | None) -> dict[str, object]:
     if page is not None:
         out["page"] = page
     return out
-
-
-def validate_source(source: str) -> str:
-    """Sources are names, never paths that could escape: no '..', no absolute
-    paths, no backslashes, no control characters."""
-    if not source or len(source) > 512:
-        raise InvalidSourceError("document source must be 1 to 512 characters")
-    if any(ord(c) < 32 for c in source) or "\\" in source:
-        raise InvalidSourceError(f"invalid document source {source!r}: control characters or backslashes")
-    parts = source.split("/")
-    if source.startswith("/") or any(p in ("", ".", "..") for p in parts) or ":" in parts[0]:
-        raise InvalidSourceError(f"invalid document source {source!r}: must be a relative name without '..'")
-    return source
 
 
 def build_records(doc: Document, target_chars: int) -> tuple[list[Record], list[Record]]:

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.document import Document
+from rag.document import Document, validate_source
 from rag.errors import IngestError, InputError, UnsupportedFormatError
 from rag.parsers.text import parse_text
 
@@ -192,8 +192,6 @@ def _head(given: Path, prefix: str | None) -> str:
         head = (folder if folder.is_dir() else folder.parent).name
         what = f"folder name {head!r} (of {given})"
     if head:
-        from rag.ingest import validate_source  # imported here: rag.ingest imports this module
-
         try:
             validate_source(f"{head}/x")
         except InputError:

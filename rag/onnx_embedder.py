@@ -260,12 +260,14 @@ class OnnxEmbedder:
     vectors (fp32 export; questions), ``embed_documents`` the vectors ingestion
     stores (the int8 export on a CPU, when it passed its check and ``quantized``
     is on; the fp32 export otherwise, or the GPU). Build it with
-    ``load_onnx_embedder``."""
+    ``rag.onnx_export.load_onnx_embedder``."""
 
     def __init__(self, name: str, manifest: Manifest, model_dir: Path, cache_dir: Path, quantized: bool = True,
-                 device: DocumentDevice = "auto", batch_size: int = BATCH_SIZE, keep: object = None) -> None:
+                 device: DocumentDevice = "auto", batch_size: int = BATCH_SIZE, keep: object = None,
+                 remake: Callable[[Path, Path, str], tuple[Manifest, object]] | None = None) -> None:
         """``keep``: whatever must live as long as this embedder (a temporary export
-        folder). Raises DamagedExport if the tokenizer is not the one checked. The
+        folder); ``remake``: makes the export again when a file of it is found damaged
+        (``rag.onnx_export.make_export``; without it, the damage is raised). Raises DamagedExport if the tokenizer is not the one checked. The
         fp32 session loads in a thread meanwhile (ONNX Runtime mostly releases the
         GIL: the caller opens the store and the LLM in the time); a damaged fp32
         file is found, and the export made again, at the first ``embed``."""
@@ -278,6 +280,7 @@ class OnnxEmbedder:
         self.quantized = quantized
         self.device = device
         self._keep = keep
+        self._remake_export = remake
         self._lock = threading.Lock()
         self._tokenizer = load_tokenizer(manifest)
         self._loading = Background(lambda: self._session(FP32), "rag-load-embedder")
@@ -290,8 +293,10 @@ class OnnxEmbedder:
         return OnnxSession(self._tokenizer, session, self.manifest.inputs, self.manifest.lowercase)
 
     def _remake(self, exc: DamagedExport) -> None:
+        if self._remake_export is None:
+            raise exc
         log.warning("making the embedder's ONNX export again: %s", exc)
-        self.manifest, self._keep = make_export(self.model_dir, self.cache_dir, self.manifest.key)
+        self.manifest, self._keep = self._remake_export(self.model_dir, self.cache_dir, self.manifest.key)
         self._tokenizer = load_tokenizer(self.manifest)
 
     def _query_session(self) -> OnnxSession:
@@ -338,40 +343,6 @@ class OnnxEmbedder:
         if self.quantized and self.manifest.usable(INT8):
             return self._session(INT8), "ONNX Runtime int8 on the CPU"
         return query, "ONNX Runtime fp32 on the CPU"
-
-
-def load_onnx_embedder(name: str, model_dir: Path, cache_dir: Path, quantized: bool = True,
-                       device: DocumentDevice = "auto") -> OnnxEmbedder | None:
-    """The ONNX embedder of ``model_dir`` from its cached, checked export (no torch),
-    or made now when the cache has none or a damaged one (torch, once). None when
-    the export does not match torch or cannot be made (logged): the caller embeds
-    with torch then."""
-    folder = cache_folder(cache_dir, model_dir)
-    key = folder.name.removeprefix("embedder-")
-    try:
-        manifest = read_manifest(folder, key)
-        if not manifest.usable(FP32):
-            log.info("embedding with torch: the ONNX export did not match it (%s)", folder / MANIFEST)
-            return None
-        return OnnxEmbedder(name, manifest, model_dir, cache_dir, quantized, device)
-    except DamagedExport as exc:
-        if folder.exists():
-            log.info("making the embedder's ONNX export again: %s", exc)
-    try:
-        manifest, keep = make_export(model_dir, cache_dir, key)
-        if not manifest.usable(FP32):
-            return None
-        return OnnxEmbedder(name, manifest, model_dir, cache_dir, quantized, device, keep=keep)
-    except Exception as exc:  # noqa: BLE001 - any failure only costs speed
-        log.warning("embedding with torch: the ONNX export cannot be made (%s: %s)", type(exc).__name__, exc)
-        return None
-
-
-def make_export(model_dir: Path, cache_dir: Path, key: str) -> tuple[Manifest, object]:
-    """Make and check the exports (``rag.onnx_export``; imports torch)."""
-    from rag.onnx_export import install
-
-    return install(model_dir, cache_dir, key)
 
 
 def torch_cuda_encoder(model_dir: Path, batch_size: int) -> Callable[[list[str]], np.ndarray] | None:

@@ -32,8 +32,11 @@ from rag.onnx_embedder import (
     MANIFEST,
     TOKENIZER,
     DamagedExport,
+    DocumentDevice,
     Manifest,
+    OnnxEmbedder,
     OnnxSession,
+    cache_folder,
     embed_distinct,
     file_sha256,
     new_session,
@@ -258,3 +261,35 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return found
+
+
+def load_onnx_embedder(name: str, model_dir: Path, cache_dir: Path, quantized: bool = True,
+                       device: DocumentDevice = "auto") -> OnnxEmbedder | None:
+    """The ONNX embedder of ``model_dir`` from its cached, checked export (no torch),
+    or made now when the cache has none or a damaged one (torch, once). None when
+    the export does not match torch or cannot be made (logged): the caller embeds
+    with torch then."""
+    folder = cache_folder(cache_dir, model_dir)
+    key = folder.name.removeprefix("embedder-")
+    try:
+        manifest = read_manifest(folder, key)
+        if not manifest.usable(FP32):
+            log.info("embedding with torch: the ONNX export did not match it (%s)", folder / MANIFEST)
+            return None
+        return OnnxEmbedder(name, manifest, model_dir, cache_dir, quantized, device, remake=make_export)
+    except DamagedExport as exc:
+        if folder.exists():
+            log.info("making the embedder's ONNX export again: %s", exc)
+    try:
+        manifest, keep = make_export(model_dir, cache_dir, key)
+        if not manifest.usable(FP32):
+            return None
+        return OnnxEmbedder(name, manifest, model_dir, cache_dir, quantized, device, keep=keep, remake=make_export)
+    except Exception as exc:  # noqa: BLE001 - any failure only costs speed
+        log.warning("embedding with torch: the ONNX export cannot be made (%s: %s)", type(exc).__name__, exc)
+        return None
+
+
+def make_export(model_dir: Path, cache_dir: Path, key: str) -> tuple[Manifest, object]:
+    """Make and check the exports (imports torch)."""
+    return install(model_dir, cache_dir, key)

@@ -14,7 +14,8 @@ import pytest
 from rag.engine import Rag
 from rag.errors import BackendError, IngestError, InputError, InvalidSourceError, NotFoundError
 from rag.document import Document
-from rag.ingest import IngestReport, build_records, doc_hash, validate_source
+from rag.document import validate_source
+from rag.ingest import IngestReport, build_records, doc_hash
 from rag.loaders import Skipped, parse_string
 from rag.settings import Settings
 from rag.store import ChromaStore

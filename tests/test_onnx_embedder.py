@@ -1,5 +1,5 @@
 """The torch-free embedder (``rag/onnx_embedder.py``) and its exports
-(``rag/onnx_export.py``): the torch model's vectors, an export made once and
+(``rag/onnx_export.py``, which also loads it): the torch model's vectors, an export made once and
 checked, a cache whose recorded hashes do not match made again, and torch
 whenever the ONNX path cannot be trusted."""
 
@@ -128,7 +128,7 @@ def test_a_file_whose_hash_differs_from_the_manifest_is_made_again(
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one byte changed: same size, another hash
     path.write_bytes(bytes(data))
-    with caplog.at_level(logging.INFO, logger="rag.onnx_embedder"):
+    with caplog.at_level(logging.INFO, logger="rag"):
         again = load_embedder(MODEL, tmp_path)
         assert isinstance(again, OnnxEmbedder)
         vectors = again.embed_documents(TEXTS[:2])  # the int8 file is read (and checked) only now

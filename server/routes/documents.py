@@ -20,7 +20,8 @@ from starlette.datastructures import UploadFile
 from rag.chunking import chunk_document
 from rag.errors import InputError, InvalidSourceError, NotFoundError, PayloadTooLargeError, UnsupportedFormatError
 from rag import originals
-from rag.ingest import Ingestor, IngestReport, validate_source
+from rag.document import validate_source
+from rag.ingest import Ingestor, IngestReport
 from rag.document import Document
 from rag.loaders import (
     HTML_SUFFIXES,
