@@ -36,12 +36,12 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rag.drafting import build_messages  # noqa: E402
+from rag.answer.drafting import build_messages  # noqa: E402
 from bench.common import dev_questions, seeded_engine  # noqa: E402
 from rag.engine import Rag  # noqa: E402
-from rag.generation import ANSWER_GRAMMAR, ChatTemplate, llama_options  # noqa: E402
-from rag.llama_model import load_llama, repack_here  # noqa: E402
-from rag.greedy_grammar import GreedyGrammar  # noqa: E402
+from rag.answer.generation import ANSWER_GRAMMAR, ChatTemplate, llama_options  # noqa: E402
+from rag.answer.llama_model import load_llama, repack_here  # noqa: E402
+from rag.answer.greedy_grammar import GreedyGrammar  # noqa: E402
 from rag.types import TokenEvent  # noqa: E402
 
 

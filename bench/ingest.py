@@ -7,7 +7,7 @@ Run: .venv/bin/python bench/ingest.py [--repeats 3] [--suite eval/suite.json] [-
 For every corpus and repeat, ``rag ingest`` runs in process on the corpus's
 folder into a new temporary index (parsing, chunking, embedding every distinct
 chunk and sentence, writing to Chroma) with the embedder the product loads
-(``--embedder default``: ``rag.embeddings.load_embedder``, ONNX Runtime; or
+(``--embedder default``: ``rag.index.embeddings.load_embedder``, ONNX Runtime; or
 ``torch``: sentence-transformers for everything, as before the ONNX path).
 The reference is the raw embedder: sentence-transformers (torch)
 ``encode(texts, batch_size=64)`` of exactly the texts that ingestion handed to
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from rag.embeddings import Embedder, SentenceTransformerEmbedder, embed_documents, load_embedder  # noqa: E402
+from rag.index.embeddings import Embedder, SentenceTransformerEmbedder, embed_documents, load_embedder  # noqa: E402
 from rag.engine import Rag  # noqa: E402
 from rag.evaluation.suite import Corpus, load_suite  # noqa: E402
 from rag.settings import Settings  # noqa: E402

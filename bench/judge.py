@@ -1,4 +1,4 @@
-"""What the accurate mode's judge (``rag.llm_judge``) adds to an answer: for each
+"""What the accurate mode's judge (``rag.answer.llm_judge``) adds to an answer: for each
 dev question over the seeds, the time the judge takes to read the units the
 default pipeline ranks best (as many as the accurate mode's judge stage reads), next to
 the default pipeline's own answer time for the same question, in the same run.
@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import dev_questions, seeded_engine  # noqa: E402
-from rag.llm_judge import LlmJudge  # noqa: E402
-from rag.ranker import passage  # noqa: E402
-from rag.selection import JUDGE, JUDGED_POLICY_FILE, SelectionPolicy  # noqa: E402
+from rag.answer.llm_judge import LlmJudge  # noqa: E402
+from rag.answer.ranker import passage  # noqa: E402
+from rag.answer.selection import JUDGE, JUDGED_POLICY_FILE, SelectionPolicy  # noqa: E402
 
 MODEL = ROOT / "models" / "Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf"
 

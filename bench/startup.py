@@ -40,7 +40,7 @@ RAG = [str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "rag"]
 
 REFERENCE = """
 import json, sys
-from rag.llama_model import load_llama  # llama_cpp.Llama, with the repacking choice rag makes
+from rag.answer.llama_model import load_llama  # llama_cpp.Llama, with the repacking choice rag makes
 spec = json.loads(sys.argv[1])
 llm = load_llama(spec["model"], spec["repack"], **spec["options"])
 out = llm.create_completion(spec["tokens"], max_tokens=spec["max_tokens"], temperature=0.0)
@@ -51,10 +51,10 @@ print(out["choices"][0]["text"])
 def answered_prompt(data_dir: Path) -> tuple[str, dict[str, object]]:
     """The first dev question the pipeline answers with the model, and the reference's
     spec: the model, its ``Llama`` options and the prompt tokens ``rag ask`` sends."""
-    from rag.drafting import build_messages
+    from rag.answer.drafting import build_messages
     from rag.engine import Rag
-    from rag.generation import ChatTemplate, llama_options
-    from rag.llama_model import load_llama, repack_here
+    from rag.answer.generation import ChatTemplate, llama_options
+    from rag.answer.llama_model import load_llama, repack_here
     from rag.settings import Settings
 
     settings = Settings(data_dir=data_dir)

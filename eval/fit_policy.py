@@ -1,8 +1,8 @@
 """Fit the evidence-selection policies on the training suite (``eval/train/``).
 
-    .venv/bin/python eval/fit_policy.py --signals   # rag/policy_signals.json: the signals alone
-    .venv/bin/python eval/fit_policy.py             # rag/policy.json: the signals and the learned ranker's score
-    .venv/bin/python eval/fit_policy.py --judged    # rag/policy_judged.json: and a rerank model's judgement
+    .venv/bin/python eval/fit_policy.py --signals   # rag/answer/policy_signals.json: the signals alone
+    .venv/bin/python eval/fit_policy.py             # rag/answer/policy.json: the signals and the learned ranker's score
+    .venv/bin/python eval/fit_policy.py --judged    # rag/answer/policy_judged.json: and a rerank model's judgement
     .venv/bin/python eval/fit_policy.py --check     # refit each at its committed penalty; exit 1 unless equal
 
 Inputs: ``eval/train/table.json.gz`` (every candidate unit of every training
@@ -37,7 +37,7 @@ from rag.evaluation.fitting import (  # noqa: E402
     p_at_1,
     simulate,
 )
-from rag.selection import (  # noqa: E402
+from rag.answer.selection import (  # noqa: E402
     FEATURES,
     JUDGE,
     JUDGED_POLICY_FILE,
@@ -151,8 +151,8 @@ def write_report(figures: dict) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--signals", action="store_true", help="fit rag/policy_signals.json (the signals alone)")
-    ap.add_argument("--judged", action="store_true", help="fit rag/policy_judged.json (the accurate mode)")
+    ap.add_argument("--signals", action="store_true", help="fit rag/answer/policy_signals.json (the signals alone)")
+    ap.add_argument("--judged", action="store_true", help="fit rag/answer/policy_judged.json (the accurate mode)")
     ap.add_argument("--check", action="store_true", help="refit the policies and compare with the committed ones")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")

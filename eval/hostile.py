@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rag.evaluation.suite import corpus_engine, ingest_corpus, load_questions, load_suite, shared_models  # noqa: E402
-from rag.loaders import parse_string  # noqa: E402
+from rag.ingest.loaders import parse_string  # noqa: E402
 from rag.settings import get_settings  # noqa: E402
 from tests.hostile import HOSTILE  # noqa: E402
 

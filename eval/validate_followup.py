@@ -1,4 +1,4 @@
-"""Validate follow-up resolution (``rag.followup``) on the training conversations.
+"""Validate follow-up resolution (``rag.answer.followup``) on the training conversations.
 
     .venv/bin/python eval/validate_followup.py             # the readings table (kept), then the report
     .venv/bin/python eval/validate_followup.py --readings  # the readings again, on the kept earlier answers
@@ -13,7 +13,7 @@ of ``eval/README.md``, with ``kind`` and ``standalone``), over the training corp
 1. The table (``eval/train/followup_table.json.gz``): for each conversation, its
    earlier turns are answered in turn by the default pipeline (the answers kept as
    history, as ``rag chat`` does), then every reading of its last turn
-   (``rag.followup.rewrites``: as asked, by the rules, searched with the previous
+   (``rag.answer.followup.rewrites``: as asked, by the rules, searched with the previous
    question, a referent of the previous turn swapped in) is retrieved and selected;
    a reading succeeds when its best unit holds a gold fact from a supporting source.
    The gold ``standalone`` question is selected too: the ceiling of any rewriting.
@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rag.evaluation.fitting import conditional_logit  # noqa: E402
-from rag.followup import ASKED, REWRITES, Cues, Rewrite  # noqa: E402
+from rag.answer.followup import ASKED, REWRITES, Cues, Rewrite  # noqa: E402
 
 TRAIN = ROOT / "eval" / "train"
 TABLE = TRAIN / "followup_table.json.gz"
@@ -87,7 +87,7 @@ def build_table(only: Sequence[str] = (), kept: Sequence[dict[str, object]] = ()
     table whose earlier turns' answers are used instead of answering them again."""
     from rag.evaluation.dataset import load_dataset
     from rag.evaluation.suite import Corpus, open_corpus, shared_models
-    from rag.followup import Turn, cues
+    from rag.answer.followup import Turn, cues
     from rag.settings import get_settings
 
     settings = get_settings(ranker=False, rerank_model=None)
@@ -244,7 +244,7 @@ def answer_strict(table: Sequence[dict[str, object]]) -> dict[str, list[bool]]:
     from rag.evaluation.dataset import load_dataset
     from rag.evaluation.scorer import score_question
     from rag.evaluation.suite import Corpus, open_corpus, shared_models
-    from rag.followup import Turn
+    from rag.answer.followup import Turn
     from rag.settings import get_settings
 
     settings = get_settings(ranker=False, rerank_model=None)

@@ -1,3 +1,3 @@
-from rag.cli import run
+from rag.cli.main import run
 
 run()

@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING
 # Parts are imported where they are made: ``rag ask`` starts loading the LLM before
 # NumPy and the retrieval modules are imported (bench/startup.py).
 if TYPE_CHECKING:
-    from rag.embeddings import Embedder
-    from rag.lexical import LexicalCache
-    from rag.retrieval import HybridRetriever, SearchResult
+    from rag.index.embeddings import Embedder
+    from rag.index.lexical import LexicalCache
+    from rag.answer.retrieval import HybridRetriever, SearchResult
     from rag.settings import Settings
-    from rag.store import VectorStore
-    from rag.ingest import Ingestor
-    from rag.answer import AnswerPipeline, Turn
-    from rag.llm_judge import LlmJudge
-    from rag.ranker import Ranker
-    from rag.selection import UnitRanker
-    from rag.generation import Generator
+    from rag.index.store import VectorStore
+    from rag.ingest.ingestor import Ingestor
+    from rag.answer.pipeline import AnswerPipeline, Turn
+    from rag.answer.llm_judge import LlmJudge
+    from rag.answer.ranker import Ranker
+    from rag.answer.selection import UnitRanker
+    from rag.answer.generation import Generator
     from rag.threads import Background
     from rag.types import Answer, StreamEvent
 
@@ -47,7 +47,7 @@ class Rag:
 
     @cached_property
     def lexical(self) -> "LexicalCache":
-        from rag.lexical import LexicalCache
+        from rag.index.lexical import LexicalCache
 
         return LexicalCache()
 
@@ -55,7 +55,7 @@ class Rag:
     def embedder(self) -> "Embedder":
         with self._lock:
             if self._embedder is None:
-                from rag.embeddings import load_embedder
+                from rag.index.embeddings import load_embedder
 
                 log.info("loading embedder %s", self.settings.embed_model)
                 self._embedder = load_embedder(self.settings.embed_model, self.settings.cache_dir,
@@ -68,7 +68,7 @@ class Rag:
     def store(self) -> "VectorStore":
         with self._lock:
             if self._store is None:
-                from rag.store import ChromaStore
+                from rag.index.store import ChromaStore
 
                 self._store = ChromaStore(Path(self.settings.data_dir), self.settings.collection,
                                           self.settings.chroma_url)
@@ -76,13 +76,13 @@ class Rag:
 
     @cached_property
     def retriever(self) -> "HybridRetriever":
-        from rag.retrieval import HybridRetriever
+        from rag.answer.retrieval import HybridRetriever
 
         return HybridRetriever(self.store, self.embedder, self.lexical)
 
     @cached_property
     def ingestor(self) -> "Ingestor":
-        from rag.ingest import Ingestor  # not on the question path (its parsers take a while to import)
+        from rag.ingest.ingestor import Ingestor  # not on the question path (its parsers take a while to import)
 
         return Ingestor(self.store, lambda: self.embedder, self.settings.chunk_chars,
                         on_change=self.lexical.invalidate)
@@ -95,21 +95,21 @@ class Rag:
 
     def _ready_generator(self) -> "Generator":
         """The generator, with the fixed start of every prompt already read."""
-        from rag.drafting import prefill_prompt
+        from rag.answer.drafting import prefill_prompt
 
         generator = self._make_generator()
         prefill_prompt(generator)
         return generator
 
     def _make_generator(self) -> "Generator":
-        from rag.generation import LlamaCppGenerator, OpenAIServerGenerator
+        from rag.answer.generation import LlamaCppGenerator, OpenAIServerGenerator
 
         with self._llm_lock:
             if self.settings.llm_url:
                 log.info("using the LLM server at %s", self.settings.llm_url)
                 return OpenAIServerGenerator(self.settings.llm_url, self.settings.llm_model,
                                              timeout=self.settings.request_timeout)
-            from rag.model_check import ensure_checked
+            from rag.answer.model_check import ensure_checked
 
             ensure_checked(self.settings)  # once per model and machine: a crash is one line, not this process's end
             return LlamaCppGenerator(self.settings.model_path, n_ctx=self.settings.ctx,
@@ -124,31 +124,31 @@ class Rag:
 
     @cached_property
     def ranker(self) -> "Ranker | None":
-        """The learned evidence ranker (``rag.ranker``); None with ``RAG_RANKER=false``."""
+        """The learned evidence ranker (``rag.answer.ranker``); None with ``RAG_RANKER=false``."""
         if not self.settings.ranker:
             return None
-        from rag.ranker import default_files, load_ranker
+        from rag.answer.ranker import default_files, load_ranker
 
         return load_ranker(default_files())
 
     @cached_property
     def judge(self) -> "LlmJudge | None":
-        """The accurate mode's judge (``rag.llm_judge``), when ``RAG_RERANK_MODEL`` names a model."""
+        """The accurate mode's judge (``rag.answer.llm_judge``), when ``RAG_RERANK_MODEL`` names a model."""
         if self.settings.rerank_model is None:
             return None
-        from rag.llm_judge import LlmJudge
+        from rag.answer.llm_judge import LlmJudge
 
         return LlmJudge(self.settings.rerank_model, n_threads=self.settings.n_threads, repack=self.settings.llm_repack)
 
     def readers(self) -> "dict[str, UnitRanker]":
         """The readers of units the selection policy's stages use, by signal."""
-        from rag.selection import JUDGE, RANKER
+        from rag.answer.selection import JUDGE, RANKER
 
         return {name: reader for name, reader in ((RANKER, self.ranker), (JUDGE, self.judge)) if reader is not None}
 
     def policy_file(self) -> Path:
         """``RAG_POLICY``, else the shipped policy for the readers configured."""
-        from rag.selection import JUDGED_POLICY_FILE, POLICY_FILE, SIGNALS_POLICY_FILE
+        from rag.answer.selection import JUDGED_POLICY_FILE, POLICY_FILE, SIGNALS_POLICY_FILE
 
         if self.settings.policy:
             return Path(self.settings.policy)
@@ -163,9 +163,9 @@ class Rag:
 
     @cached_property
     def pipeline(self) -> "AnswerPipeline":
-        from rag.answer import AnswerPipeline
+        from rag.answer.pipeline import AnswerPipeline
         from rag.errors import ModelError
-        from rag.selection import JUDGE, RANKER, SelectionPolicy
+        from rag.answer.selection import JUDGE, RANKER, SelectionPolicy
 
         gen = (lambda: self.generator) if self.settings.use_llm else None
         path = self.policy_file()
@@ -197,7 +197,7 @@ class Rag:
         if self.settings.llm_url and self.settings.use_llm:
             _ = self.generator
         elif self.settings.use_llm:
-            from rag.model_check import ensure_checked
+            from rag.answer.model_check import ensure_checked
 
             ensure_checked(self.settings)
 
@@ -207,7 +207,7 @@ class Rag:
         drafting prompt, so what ``load`` read ahead stays in the model's cache."""
         import time
 
-        from rag.drafting import build_messages
+        from rag.answer.drafting import build_messages
 
         t0 = time.perf_counter()
         if self.settings.use_llm:

@@ -18,7 +18,7 @@
      +-- RequestTimeoutError      a request ran past its time limit (HTTP 504)
      +-- AuthError                missing or wrong API key (HTTP 401)
 
-The CLI maps these once (``rag.cli``), the HTTP app once (``server.errors``);
+The CLI maps these once (``rag.cli.main``), the HTTP app once (``server.errors``);
 nothing else inspects messages.
 """
 

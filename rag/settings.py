@@ -63,23 +63,23 @@ class Settings(BaseSettings):
     llm_repack: Literal["auto", "on", "off"] = Field(
         "auto", description="llama.cpp's weight repacking at load (faster kernels for some quantisations): "
                             "auto = on unless the CPU has AMX, whose repacked path crashes llama.cpp "
-                            "(rag.llama_model); on/off force it.")
+                            "(rag.answer.llama_model); on/off force it.")
     ctx: int = Field(2048, ge=256, le=131072, description="llama.cpp context size in tokens.")
     max_answer_tokens: int = Field(64, ge=8, le=1024, description="Generation budget per answer.")
     max_question_chars: int = Field(1000, ge=16, le=100_000,
                                     description="Longer questions are truncated to this (with a warning).")
     chunk_chars: int = Field(600, ge=100, le=4000, description="Target chunk size in characters.")
     policy: Path | None = Field(None, description="Evidence-selection policy JSON (default: the fitted one "
-                                                   "shipped as rag/policy.json, or rag/policy_signals.json without "
+                                                   "shipped as rag/answer/policy.json, or rag/answer/policy_signals.json without "
                                                    "the ranker; make your own with eval/fit_policy.py).")
-    ranker: bool = Field(False, description="Rank evidence with the learned ranker too (rag.ranker, a "
-                                            "cross-encoder in ONNX Runtime; rag/policy.json): better answers on "
+    ranker: bool = Field(False, description="Rank evidence with the learned ranker too (rag.answer.ranker, a "
+                                            "cross-encoder in ONNX Runtime; rag/answer/policy.json): better answers on "
                                             "manuals and licences, but it answers more unanswerable questions on "
-                                            "news; off: the selection signals alone (rag/policy_signals.json).")
+                                            "news; off: the selection signals alone (rag/answer/policy_signals.json).")
     rerank_model: Path | None = Field(None, description="The accurate mode: a GGUF instruction model (e.g. "
                                                          "Qwen2.5-Coder-1.5B-Instruct) that judges whether each "
                                                          "of the few units ranked best answers the question "
-                                                         "(rag/policy_judged.json); about 1 s a unit on 2 cores.")
+                                                         "(rag/answer/policy_judged.json); about 1 s a unit on 2 cores.")
     use_llm: bool = Field(True, description="Let the LLM phrase answers (else purely extractive).")
     api_key: SecretStr | None = Field(None, description="When set, the HTTP API needs 'Authorization: Bearer <key>'.")
     allowed_hosts: str = Field("", description="More Host names the server answers to, comma-separated "

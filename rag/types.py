@@ -35,7 +35,7 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     timings: Timings = field(default_factory=Timings)
     model: str = ""
-    standalone_question: str = ""  # the question as searched: a follow-up made self-contained (rag.followup)
+    standalone_question: str = ""  # the question as searched: a follow-up made self-contained (rag.answer.followup)
 
     def to_dict(self) -> dict[str, Any]:
         """Exactly the ``rag ask --json`` / ``POST /v1/ask`` object."""

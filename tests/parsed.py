@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.document import BLOCK_KINDS, Document
+from rag.ingest.document import BLOCK_KINDS, Document
 
 
 def blocks_of(doc: Document) -> list[tuple[str, str, str]]:

@@ -114,7 +114,7 @@ def sse(piece: str) -> str:
 
 
 def evidence_of(prompt: str) -> str:
-    """The evidence in a drafting prompt (``rag.drafting.build_messages``), one line."""
+    """The evidence in a drafting prompt (``rag.answer.drafting.build_messages``), one line."""
     body = prompt.split("Evidence: ", 1)[1].rsplit("\nQuestion: ", 1)[0]
     return " ".join(body.split())
 

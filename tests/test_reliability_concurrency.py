@@ -39,8 +39,8 @@ import httpx
 import pytest
 
 from rag.engine import Rag
-from rag.ingest import build_records, doc_hash
-from rag.loaders import Document
+from rag.ingest.ingestor import build_records, doc_hash
+from rag.ingest.loaders import Document
 from rag.settings import Settings
 from server.app import create_app
 from tests.conftest import DEV, SEEDS

@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rag.ingest import build_records
-from rag.loaders import load_paths
+from rag.ingest.ingestor import build_records
+from rag.ingest.loaders import load_paths
 from tests.conftest import SEEDS
 
 FILES = 2000

@@ -25,9 +25,9 @@ from models.manifest import default_model_path
 from rag.engine import Rag
 from rag.errors import BackendError
 from rag.evaluation.dataset import load_dataset
-from rag.lexical import LexicalCache
+from rag.index.lexical import LexicalCache
 from rag.settings import Settings
-from rag.store import ChromaStore, Record
+from rag.index.store import ChromaStore, Record
 from tests.processes import ServerProcess, free_port
 
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
                             "--port", str(cport)], f"http://127.0.0.1:{cport}/api/v2/heartbeat",
                            tmp / "chroma.log", timeout=60)
     model = str(default_model_path())
-    llm = ServerProcess([sys.executable, "-m", "rag.llm_server", "--model", model, "--host", "127.0.0.1",
+    llm = ServerProcess([sys.executable, "-m", "rag.answer.llm_server", "--model", model, "--host", "127.0.0.1",
                          "--port", str(lport), "--n_threads", "1", "--n_ctx", "2048"],
                         f"http://127.0.0.1:{lport}/v1/models", tmp / "llm.log", timeout=120)
     with ExitStack() as stack:

@@ -7,7 +7,7 @@ signals and its labels.
 Each corpus is ingested into its own index under ``--data`` (kept between runs:
 unchanged files are not embedded again). For each question the table holds its
 text and facts, and for each candidate unit: the text and section the ranker
-reads, the signals of ``rag.selection.FEATURES``, which gold facts it contains
+reads, the signals of ``rag.answer.selection.FEATURES``, which gold facts it contains
 and whether it comes from a supporting source. ``eval/train/train.py`` trains
 the ranker and fits the selection policy on it.
 """
@@ -39,7 +39,7 @@ log = logging.getLogger("build_table")
 
 
 def corpus_rows(corpus: Corpus, engine, k: int) -> list[dict[str, object]]:  # noqa: ANN001 - rag.engine.Rag
-    from rag.selection import candidate_features
+    from rag.answer.selection import candidate_features
 
     rows = []
     for item in load_dataset(corpus.questions):
@@ -60,7 +60,7 @@ def corpus_rows(corpus: Corpus, engine, k: int) -> list[dict[str, object]]:  # n
 
 
 def build(suite: Path, data: Path, only: list[str] | None = None) -> list[dict[str, object]]:
-    from rag.selection import FEATURES
+    from rag.answer.selection import FEATURES
     from rag.settings import get_settings
 
     settings = get_settings(use_llm=False)
@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="only these corpora")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from rag.selection import FEATURES
+    from rag.answer.selection import FEATURES
 
     table = build(args.suite, args.data, args.only)
     with gzip.open(args.out, "wt", encoding="utf-8") as fh:

@@ -6,7 +6,7 @@
     .venv/bin/python eval/train/check.py --units DIR      # print a corpus's evidence units, as citations hold them
 
 Each document is parsed and cut into evidence units exactly as ``rag ingest`` does
-(``rag.loaders``, ``rag.chunking``). A question passes when:
+(``rag.ingest.loaders``, ``rag.ingest.chunking``). A question passes when:
 
 * the line is valid (``rag.evaluation.dataset``: fields, types, unique ids);
 * answerable: every supporting source is a file of the corpus, and every gold fact
@@ -33,11 +33,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from rag.chunking import document_units  # noqa: E402
+from rag.ingest.chunking import document_units  # noqa: E402
 from rag.errors import RagError  # noqa: E402
 from rag.evaluation.dataset import EvalItem, load_dataset  # noqa: E402
 from rag.evaluation.scorer import fact_present  # noqa: E402
-from rag.loaders import read_file  # noqa: E402
+from rag.ingest.loaders import read_file  # noqa: E402
 
 SUITE = Path(__file__).with_name("suite.json")
 

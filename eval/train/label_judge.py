@@ -1,12 +1,12 @@
-"""Have the accurate mode's judge (``rag.llm_judge``: a larger instruction model)
+"""Have the accurate mode's judge (``rag.answer.llm_judge``: a larger instruction model)
 score the units the ranked policy ranks best, for some training questions: what
-``eval/fit_policy.py --judged`` fits ``rag/policy_judged.json`` on.
+``eval/fit_policy.py --judged`` fits ``rag/answer/policy_judged.json`` on.
 
     .venv/bin/python eval/train/label_judge.py [--model M.gguf] [--per-corpus 10]
 
 For the first ``--per-corpus`` questions of each training corpus (in a fixed,
 seeded order; answerable or not), the ``JUDGE_READS`` candidates that
-``rag/policy.json`` ranks best, with the ranker's cross-fitted scores
+``rag/answer/policy.json`` ranks best, with the ranker's cross-fitted scores
 (``eval/train/ranker_scores.json.gz``), are judged. Slow (about 1 s a unit on 2
 cores) and resumable: each question's scores are appended to
 ``eval/train/judge_scores.jsonl`` as soon as they are made, and questions already
@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT / "eval"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from fit_policy import JUDGE_READS, SCORES, load_scores, load_table, to_rows  # noqa: E402
-from rag.ranker import passage  # noqa: E402
-from rag.selection import POLICY_FILE, SelectionPolicy  # noqa: E402
+from rag.answer.ranker import passage  # noqa: E402
+from rag.answer.selection import POLICY_FILE, SelectionPolicy  # noqa: E402
 
 OUT = ROOT / "eval" / "train" / "judge_scores.jsonl"
 MODEL = ROOT / "models" / "Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf"
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--per-corpus", type=int, default=PER_CORPUS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from rag.llm_judge import LlmJudge
+    from rag.answer.llm_judge import LlmJudge
 
     table = load_table()
     _, scores = load_scores(SCORES)

@@ -4,9 +4,9 @@ in order, with the time each step took:
     .venv/bin/python eval/train/train.py
 
 1. ``build_table.py``: every training question's candidate units, retrieved as ``rag ask`` does;
-2. ``eval/fit_policy.py --signals``: ``rag/policy_signals.json``, the selection policy on the signals alone;
+2. ``eval/fit_policy.py --signals``: ``rag/answer/policy_signals.json``, the selection policy on the signals alone;
 3. ``train_ranker.py``: the ranker's cross-fitted scores and the shipped ranker (``models/ranker/``);
-4. ``eval/fit_policy.py``: ``rag/policy.json``, the policy on the signals and the ranker's score.
+4. ``eval/fit_policy.py``: ``rag/answer/policy.json``, the policy on the signals and the ranker's score.
 
 About an hour on 2 CPU cores (the README has the measured times). Nothing here
 reads the development suite.
@@ -14,6 +14,7 @@ reads the development suite.
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ STEPS = (
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     start = time.perf_counter()
     for name, argv in STEPS:
         t0 = time.perf_counter()

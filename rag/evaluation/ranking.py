@@ -16,7 +16,7 @@ from rag.evaluation.scorer import fact_present
 
 if TYPE_CHECKING:
     from rag.engine import Rag
-    from rag.selection import Selection
+    from rag.answer.selection import Selection
 
 DEPTHS = (1, 3)
 

@@ -26,7 +26,7 @@ from rag.evaluation.scorer import Passage, QuestionScore, score_question, strip_
 from rag.types import Answer, Citation, Timings
 
 if TYPE_CHECKING:
-    from rag.followup import Turn
+    from rag.answer.followup import Turn
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def ask_in_turn(ask: AskFn, item: EvalItem, k: int) -> Mapping[str, Any]:
 
 def chat_turns(history: History) -> list["Turn"]:
     """``history`` as the answer pipeline's turns (what ``rag chat`` keeps)."""
-    from rag.followup import Turn
+    from rag.answer.followup import Turn
 
     return [Turn(q, str(a.get("answer", "")), str(a.get("standalone_question") or "")) for q, a in history]
 

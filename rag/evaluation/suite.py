@@ -37,10 +37,10 @@ from rag.evaluation.scorer import Metrics, QuestionScore, aggregate
 from rag.settings import Settings
 
 if TYPE_CHECKING:
-    from rag.embeddings import Embedder
+    from rag.index.embeddings import Embedder
     from rag.engine import Rag
-    from rag.generation import Generator
-    from rag.ingest import IngestReport
+    from rag.answer.generation import Generator
+    from rag.ingest.ingestor import IngestReport
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,13 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from rag.chunking import chunk_document
+from rag.ingest.chunking import chunk_document
 from rag.errors import InputError, InvalidSourceError, NotFoundError, PayloadTooLargeError, UnsupportedFormatError
-from rag import originals
-from rag.document import validate_source
-from rag.ingest import Ingestor, IngestReport
-from rag.document import Document
-from rag.loaders import (
+from rag.ingest import originals
+from rag.ingest.document import validate_source
+from rag.ingest.ingestor import Ingestor, IngestReport
+from rag.ingest.document import Document
+from rag.ingest.loaders import (
     HTML_SUFFIXES,
     PDF_SUFFIXES,
     SUPPORTED_LIST,
@@ -144,7 +144,7 @@ def count_units(doc: Document, chunk_chars: int) -> int:
 def _keep_and_ingest(data_dir: Path, ingestor: Ingestor, doc: Document, raw: bytes,
                      stop: threading.Event) -> IngestReport:
     """Ingest ``doc`` and keep the bytes that were sent in the data folder
-    (``rag.originals``: what ``rag doctor --rebuild`` makes the index from again);
+    (``rag.ingest.originals``: what ``rag doctor --rebuild`` makes the index from again);
     if the ingest fails, the copy it replaced is put back. Once ``stop`` is set (the
     client has gone) the ingest ends at its next step, and what it had stored of the
     new version is dropped: the index is as before."""

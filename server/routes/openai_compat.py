@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
-from rag.chunking import split_sentences
+from rag.ingest.chunking import split_sentences
 from rag.errors import InputError, NotFoundError, RagError
-from rag.followup import Turn, standalone
+from rag.answer.followup import Turn, standalone
 from rag.types import Answer, AnswerEvent, FinalText, StreamEvent
 from server.errors import rag_error_body
 from server.routes._deps import ANSWER_ERROR_RESPONSES, ERROR_RESPONSES, require_json, service
