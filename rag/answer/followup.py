@@ -125,6 +125,10 @@ def standalone(question: str, history: Sequence[Turn]) -> str:
     previous = history[-1]
     before = previous.resolved.strip()
     ellipsis = _ELLIPSIS.match(question)
+    if ellipsis and _OPENERS.match(ellipsis.group(1).split()[0]) and len(ellipsis.group(1).split()) >= 3:
+        # "And which alliance will it join?": a question of its own after "and", resolved as one
+        rest = ellipsis.group(1).rstrip(" ?.!") + "?"
+        return standalone(rest[:1].upper() + rest[1:], history)
     if ellipsis:
         rest = ellipsis.group(1)
         mine = names(f"of {rest}")  # not a sentence start: "And Tidewater?" names Tidewater

@@ -87,3 +87,10 @@ def test_cues_tell_a_pointer_an_opening_and_words_of_its_own() -> None:
     assert cues("And --unset?", [CONFIG]).opener and cues("And --unset?", [CONFIG]).terms
     switch = cues("Which OpenSSL command converts a PEM certificate into DER format?", [CONFIG])
     assert not switch.leans and not switch.opener and switch.own == 1.0
+
+
+def test_a_question_of_its_own_after_and_is_not_an_ellipsis() -> None:
+    agencies = Turn("Which companies did Meta say would offer Llama to agencies?", "Oracle and Scale AI did [1].")
+    got = standalone("And which intelligence alliance will Meta share Llama with?", [agencies])
+    assert got == "Which intelligence alliance will Meta share Llama with?"
+    assert standalone("And Scale AI?", [agencies]).startswith("Which companies did Scale AI say")
