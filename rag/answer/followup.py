@@ -23,6 +23,7 @@ _PRONOUN = re.compile(r"\b(?:he|she|him|his|her|hers|it|its)\b", re.I)  # plural
 # a turn that leans on the one before: a pronoun or a demonstrative, or an opening "and"/"what about"
 _LEANS = re.compile(r"^\s*(?:and|also|but|what about|how about|so)\b|\b(?:he|she|him|his|her|hers|it|its|they|"
                     r"them|their|theirs|this|that|these|those)\b", re.I)
+_PLURAL = re.compile(r"\b(?:they|them|their|theirs|these|those)\b", re.I)  # points back at a set
 _ELLIPSIS = re.compile(r"^\s*(?:and|but|also|what about|how about|and what about|and how about)\s+(.+?)[\s?.!]*$",
                        re.I)
 # a capitalised name: one or more capitalised words (with their inner connectors)
@@ -125,8 +126,10 @@ def standalone(question: str, history: Sequence[Turn]) -> str:
     previous = history[-1]
     before = previous.resolved.strip()
     ellipsis = _ELLIPSIS.match(question)
-    if ellipsis and _OPENERS.match(ellipsis.group(1).split()[0]) and len(ellipsis.group(1).split()) >= 3:
+    if (ellipsis and _OPENERS.match(ellipsis.group(1).split()[0]) and len(ellipsis.group(1).split()) >= 3
+            and not _PLURAL.search(ellipsis.group(1))):
         # "And which alliance will it join?": a question of its own after "and", resolved as one
+        # ("And which of them …?" picks among what the previous turn named: an ellipsis)
         rest = ellipsis.group(1).rstrip(" ?.!") + "?"
         return standalone(rest[:1].upper() + rest[1:], history)
     if ellipsis:
