@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rag.evaluation.fitting import conditional_logit  # noqa: E402
-from rag.answer.followup import ASKED, REWRITES, Cues, Rewrite  # noqa: E402
+from rag.answer.followup import ASKED, REWRITES, RULE, Cues, Rewrite  # noqa: E402
 
 TRAIN = ROOT / "eval" / "train"
 TABLE = TRAIN / "followup_table.json.gz"
@@ -75,11 +75,17 @@ def conversation_files() -> list[tuple[str, Path]]:
     return [(p.stem.removeprefix("conversations-"), p) for p in sorted(TRAIN.glob("conversations-*.jsonl"))]
 
 
-def _rank_hits(item, selection) -> tuple[bool, bool]:  # noqa: ANN001
+def _first_answers(item, selection) -> bool:  # noqa: ANN001
+    """Does the unit selection ranks first hold a gold fact from a supporting source?"""
     from rag.evaluation.ranking import answering_ranks
 
-    ok = answering_ranks(item, [(c.record.text, c.record.source) for c in selection.candidates[:3]])
-    return (bool(ok[:1]) and ok[0]), any(ok)
+    return any(answering_ranks(item, [(c.record.text, c.record.source) for c in selection.candidates[:1]]))
+
+
+def rules_reading(row: dict[str, object]) -> int:
+    """The reading the product answers: the rules' one, or the question as asked where they change nothing."""
+    hows = row["hows"]
+    return hows.index(RULE) if RULE in hows else 0  # type: ignore[attr-defined,union-attr]
 
 
 def build_table(only: Sequence[str] = (), kept: Sequence[dict[str, object]] = ()) -> list[dict[str, object]]:
@@ -116,13 +122,9 @@ def build_table(only: Sequence[str] = (), kept: Sequence[dict[str, object]] = ()
                              for r, _, s in read],
                 "history": [[t.question, t.answer, t.standalone] for t in history]}
             if item.answerable:
-                hits = [_rank_hits(item, s) for _, _, s in read]
-                row["first"] = [h[0] for h in hits]
-                row["top3"] = [h[1] for h in hits]
+                row["first"] = [_first_answers(item, s) for _, _, s in read]
                 _, gold, _ = pipeline.decide(item.standalone or item.question, k)
-                row["gold_first"] = _rank_hits(item, gold)[0]
-                _, ruled, _ = pipeline.decide(item.question, k, history)
-                row["rules_first"] = _rank_hits(item, ruled)[0]
+                row["gold_first"] = _first_answers(item, gold)
             table.append(row)
         spent = time.perf_counter() - t0
         log.info("%s: %d conversations (%d of %d corpora, %.0f s, about %.0f s left)", name,
@@ -214,23 +216,22 @@ def kept_switches(table: Sequence[dict[str, object]], kept) -> float | None:  # 
 
 
 def report_of(table: Sequence[dict[str, object]]) -> dict[str, object]:
-    by_l2 = {l2: macro(by_corpus(table, lambda r, c=loco_choices(table, l2): r["first"][c[(r["corpus"], r["id"])]]))
-             for l2 in L2_GRID}
+    choices = {l2: loco_choices(table, l2) for l2 in L2_GRID}
+    by_l2 = {l2: macro(by_corpus(table, lambda r, c=c: r["first"][c[(r["corpus"], r["id"])]]))
+             for l2, c in choices.items()}
     l2 = max(L2_GRID, key=lambda v: (by_l2[v]["macro"], v))  # ties: the stronger penalty
-    chosen = loco_choices(table, l2)
-    at = lambda r: chosen[(str(r["corpus"]), str(r["id"]))]  # noqa: E731
+    at = lambda r: choices[l2][(str(r["corpus"]), str(r["id"]))]  # noqa: E731
     return {
         "conversations": len(table), "answerable": sum(1 for r in table if r["answerable"]),
         "corpora": len({r["corpus"] for r in table}),
         "first": {
-            "rules": macro(by_corpus(table, lambda r: r["rules_first"])),
+            "rules": macro(by_corpus(table, lambda r: r["first"][rules_reading(r)])),
             "asked": macro(by_corpus(table, lambda r: r["first"][0])),
             "fitted_choice_loco": by_l2[l2],
             "best_reading": macro(by_corpus(table, lambda r: any(r["first"]))),
             "gold_rewrite": macro(by_corpus(table, lambda r: r["gold_first"]))},
         "switch_kept": {
-            "rules": kept_switches(table, lambda r: "rule" not in r["hows"]
-                                   or r["texts"][r["hows"].index("rule")] == r["texts"][0]),
+            "rules": kept_switches(table, lambda r: r["texts"][rules_reading(r)] == r["texts"][0]),
             "fitted_choice_loco": kept_switches(table, lambda r: r["hows"][at(r)] == ASKED)},
         "fitted_choice": {"l2": l2, "loco_first_by_l2": {str(k): v["macro"] for k, v in by_l2.items()},
                           "weights": {f: round(float(w), 4) for f, w in zip(FEATURES, fit(table, l2))}},

@@ -18,6 +18,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rag.answer.question import _CODE, _QUOTED, verbatim_terms
+from rag.text import tokens
+
 PERSON = {"he", "she", "him", "his", "her", "hers"}
 _PRONOUN = re.compile(r"\b(?:he|she|him|his|her|hers|it|its)\b", re.I)  # plural ones rarely point at a name
 # a turn that leans on the one before: a pronoun or a demonstrative, or an opening "and"/"what about"
@@ -73,8 +76,6 @@ def _new_names(text: str, known: str) -> list[str]:
 
 def _new_code(text: str, known: str) -> list[str]:
     """Quoted strings and code tokens of ``text`` that ``known`` does not have ("`maxRedirects`")."""
-    from rag.answer.question import _CODE, _QUOTED
-
     seen = known.lower()
     found = [m.group(1) if m.re is _QUOTED else m.group() for p in (_QUOTED, _CODE) for m in p.finditer(text)]
     return [t.strip(" .,;:") for t in dict.fromkeys(found) if len(t) > 2 and t.lower() not in seen]
@@ -114,8 +115,6 @@ def _align(rest: str, before: str) -> str | None:
 def _own_term_before(question: str, end: int) -> bool:
     """Does the question name a thing of its own (a code token, a quoted string, a name
     not opening it) before ``end``?"""
-    from rag.answer.question import verbatim_terms
-
     return any(not t.isdigit() for t in verbatim_terms(question[:end]))
 
 
@@ -197,9 +196,6 @@ class Cues:
 
 
 def cues(question: str, history: Sequence[Turn]) -> Cues:
-    from rag.answer.question import verbatim_terms
-    from rag.text import tokens
-
     before = history[-1].resolved if history else ""
     seen = set(tokens(f"{before} {history[-1].answer}")) if history else set()
     own = [t for t in dict.fromkeys(tokens(question)) if t not in seen]
@@ -212,8 +208,6 @@ def cues(question: str, history: Sequence[Turn]) -> Cues:
 def _referents(previous: Turn) -> list[str]:
     """What a follow-up may point back to: the previous question's own terms and
     names, then those its answer adds."""
-    from rag.answer.question import verbatim_terms
-
     asked = [*verbatim_terms(previous.resolved), *names(previous.resolved)]
     added = [t for t in [*verbatim_terms(previous.answer), *names(previous.answer)]
              if t.lower() not in previous.resolved.lower() and not t.isdigit()]
@@ -228,8 +222,6 @@ def _swaps(question: str, previous: Turn) -> list[str]:
     """Rewrites that put a referent of the previous turn in place of the follow-up's
     pointer word, or (an ellipsis) the follow-up's subject in place of one of the
     previous question's terms."""
-    from rag.answer.question import verbatim_terms
-
     before = previous.resolved.strip()
     out: list[str] = []
     ellipsis = _ELLIPSIS.match(question)

@@ -196,24 +196,25 @@ class AnswerPipeline:
         what ``eval/fit_policy.py`` fits the policy on); ``sources``: only these documents."""
         q = prepare_question(question, self.max_question_chars)
         analysed = analyse(standalone(q, history), retrieval_query(q, history))
+        return analysed, self._search(analysed, k, sources)
+
+    def _search(self, analysed: Question, k: int, sources: frozenset[str] | None) -> SearchResult:
         result = self.retriever.retrieve(analysed.query, k, statement=analysed.statement, sources=sources)
         if not result.hits and self.retriever.store.count() == 0:  # counted only when nothing was found
             raise IndexEmptyError("the index is empty: add documents first with 'rag ingest PATH'")
-        return analysed, result
+        return result
+
+    def _select(self, analysed: Question, result: SearchResult) -> Selection:
+        return select(analysed, result, self.policy, self._readers() if self._readers else None)
 
     def readings(self, question: str, k: int, history: Sequence[Turn],
                  sources: frozenset[str] | None = None) -> list[tuple[Rewrite, Question, Selection]]:
         """Stages 1-3 for each way of reading a follow-up (``rag.answer.followup.rewrites``): how
         ``eval/validate_followup.py`` compares the rules' reading with the others."""
-        q = prepare_question(question, self.max_question_chars)
         out = []
-        for rewrite in rewrites(q, history):
+        for rewrite in rewrites(prepare_question(question, self.max_question_chars), history):
             analysed = analyse(rewrite.text, rewrite.query)
-            result = self.retriever.retrieve(analysed.query, k, statement=analysed.statement, sources=sources)
-            if not result.hits and self.retriever.store.count() == 0:
-                raise IndexEmptyError("the index is empty: add documents first with 'rag ingest PATH'")
-            out.append((rewrite, analysed,
-                        select(analysed, result, self.policy, self._readers() if self._readers else None)))
+            out.append((rewrite, analysed, self._select(analysed, self._search(analysed, k, sources))))
         return out
 
     def decide(self, question: str, k: int, history: Sequence[Turn] = (),
@@ -222,7 +223,7 @@ class AnswerPipeline:
         selection, and their time (ms)."""
         t0 = time.perf_counter()
         analysed, result = self.retrieve(question, k, history, sources)
-        selection = select(analysed, result, self.policy, self._readers() if self._readers else None)
+        selection = self._select(analysed, result)
         if self.on_selection is not None and not history:
             self.on_selection(question, selection)
         return analysed.text, selection, (time.perf_counter() - t0) * 1000
