@@ -3,6 +3,7 @@ corpus of the development suite, next to the raw embedder on the same texts,
 measured in the same run.
 
 Run: .venv/bin/python bench/ingest.py [--repeats 3] [--suite eval/suite.json] [--embedder default|torch]
+     .venv/bin/python bench/ingest.py --formats [--repeats 3]
 
 For every corpus and repeat, ``rag ingest`` runs in process on the corpus's
 folder into a new temporary index (parsing, chunking, embedding every distinct
@@ -17,11 +18,23 @@ it. Both models are loaded and warmed up before timing.
 Reported per corpus: medians over repeats of seconds and chunks/s, and the
 ratio of ingestion's chunks/s to the raw embedder's (above 1: ingestion,
 writing included, is faster than torch embedding the same texts alone).
+
+``--formats``: how fast each file type is read (parsing only: chunking and
+embedding are the same for every type, above). The seed articles (four copies)
+are made into a Word file (a heading per article), a deck (a slide per
+paragraph), an EPUB (a chapter per article), a PDF with a text layer (reportlab,
+50 lines a page) and a scanned PDF (its first pages drawn as pictures by Pillow
+at 150 dpi, read by Tesseract at the default 300 dpi, no cache). Reported per
+type: median seconds, units a second (paragraphs, slides, chapters, pages) and
+the ratio of its characters a second to parsing the same text as an HTML file,
+measured in the same run; for the scan, pages a second and the ratio to the
+same pages with a text layer.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -109,8 +122,87 @@ def print_table(rows: list[dict[str, object]], backend: str) -> None:
               f"{r['ratio_to_raw']:6.2f}")
 
 
+def _median_s(work, repeats: int) -> float:  # noqa: ANN001 - a callable without arguments
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _text_pdf(lines: list[str], per_page: int = 50) -> bytes:
+    from reportlab.pdfgen.canvas import Canvas
+
+    buf = io.BytesIO()
+    canvas = Canvas(buf, pagesize=(595, 842))
+    for i, line in enumerate(lines):
+        if i and not i % per_page:
+            canvas.showPage()
+        canvas.setFont("Helvetica", 10)
+        canvas.drawString(56, 800 - 14.5 * (i % per_page), line)
+    canvas.showPage()
+    canvas.save()
+    return buf.getvalue()
+
+
+def bench_formats(repeats: int, scanned_pages: int = 3) -> list[dict[str, object]]:
+    """Parsing speed of each file type (module docstring)."""
+    import textwrap
+
+    from rag.ingest.loaders import parse_document
+    from rag.ingest.parsers.ocr import OcrOptions
+    from tests.documents import articles_docx, epub_bytes, pptx_bytes, scanned_pdf_bytes
+
+    articles = []
+    for _ in range(4):
+        for path in sorted((ROOT / "seeds").glob("*.txt")):
+            paras = [" ".join(p.split()) for p in path.read_text(encoding="utf-8").splitlines() if p.strip()]
+            articles.append((paras[0][:80], paras[1:]))
+    html = "<html><body>" + "".join(f"<h1>{t}</h1>" + "".join(f"<p>{p}</p>" for p in ps)
+                                    for t, ps in articles) + "</body></html>"
+    same = parse_document(html.encode(), "same.html", [])
+    lines = [ln for t, ps in articles for p in [t, *ps] for ln in textwrap.wrap(p, 95) + [""]]
+    per_page = 50
+    files = {
+        "docx": (articles_docx(articles), sum(1 + len(ps) for _, ps in articles), "paragraphs"),
+        "pptx": (pptx_bytes([(t, [p], None) for t, ps in articles for p in ps]),
+                 sum(len(ps) for _, ps in articles), "slides"),
+        "epub": (epub_bytes([(t, f"<h1>{t}</h1>" + "".join(f"<p>{p}</p>" for p in ps)) for t, ps in articles]),
+                 len(articles), "chapters"),
+        "pdf": (_text_pdf(lines, per_page), -(-len(lines) // per_page), "pages"),
+    }
+    html_s = _median_s(lambda: parse_document(html.encode(), "same.html", []), repeats)
+    rows = []
+    for kind, (raw, units, unit) in files.items():
+        doc = parse_document(raw, f"bench.{kind}", [])
+        seconds = _median_s(lambda: parse_document(raw, f"bench.{kind}", []), repeats)
+        rows.append({"format": kind, "units": units, "unit": unit, "chars": len(doc.text), "s": round(seconds, 3),
+                     "units_per_s": round(units / seconds, 1),
+                     "ratio_to_html": round((len(doc.text) / seconds) / (len(same.text) / html_s), 3)})
+    page_lines = [lines[i * per_page:(i + 1) * per_page] for i in range(scanned_pages)]
+    typed = _text_pdf([ln for page in page_lines for ln in page], per_page)
+    scan = scanned_pdf_bytes([[ln or " " for ln in page] for page in page_lines], dpi=150)
+    ocr = OcrOptions(cache_dir=None)
+    typed_s = _median_s(lambda: parse_document(typed, "typed.pdf", []), repeats)
+    scan_s = _median_s(lambda: parse_document(scan, "scan.pdf", [], ocr=ocr), repeats)
+    rows.append({"format": "pdf (scanned, OCR)", "units": scanned_pages, "unit": "pages",
+                 "chars": len(parse_document(scan, "scan.pdf", [], ocr=ocr).text), "s": round(scan_s, 3),
+                 "units_per_s": round(scanned_pages / scan_s, 2), "ratio_to_text_pdf": round(typed_s / scan_s, 4)})
+    print(f"{'format':20s} {'units':>6s} {'unit':10s} {'chars':>7s} {'median s':>9s} {'units/s':>8s} {'ratio':>8s}")
+    for r in rows:
+        ratio = r.get("ratio_to_html", r.get("ratio_to_text_pdf"))
+        print(f"{r['format']:20s} {r['units']:6d} {r['unit']:10s} {r['chars']:7d} {r['s']:9.3f} "
+              f"{r['units_per_s']:8.1f} {ratio:8.3f}")
+    print(f"ratio: characters/s against parsing the same text as HTML ({len(same.text) / html_s:,.0f} chars/s "
+          "here); for the scan, pages/s against the same pages with a text layer")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--formats", action="store_true",
+                        help="how fast each file type is parsed (Word, PowerPoint, EPUB, PDF, scanned PDF)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--suite", type=Path, default=ROOT / "eval" / "suite.json")
     parser.add_argument("--corpus", action="append", help="only this corpus of the suite (repeatable)")
@@ -118,6 +210,11 @@ def main() -> None:
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.formats:
+        rows = bench_formats(args.repeats)
+        if args.json_out:
+            args.json_out.write_text(json.dumps({"repeats": args.repeats, "formats": rows}, indent=2))
+        return
 
     settings = Settings()
     corpora = [c for c in load_suite(args.suite) if not args.corpus or c.name in args.corpus]

@@ -83,9 +83,11 @@ class Rag:
     @cached_property
     def ingestor(self) -> "Ingestor":
         from rag.ingest.ingestor import Ingestor  # not on the question path (its parsers take a while to import)
+        from rag.ingest.parsers.ocr import OcrOptions
 
-        return Ingestor(self.store, lambda: self.embedder, self.settings.chunk_chars,
-                        on_change=self.lexical.invalidate)
+        s = self.settings
+        return Ingestor(self.store, lambda: self.embedder, s.chunk_chars, on_change=self.lexical.invalidate,
+                        ocr=OcrOptions(Path(s.cache_dir), s.ocr_lang, s.ocr_dpi, s.ocr_tesseract))
 
     @cached_property
     def generator(self) -> "Generator":

@@ -56,7 +56,14 @@ class Settings(BaseSettings):
         "auto", description="Where documents are embedded: auto = a CUDA GPU when one is usable (ONNX Runtime's "
                             "CUDA provider, else torch), else the CPU.")
     cache_dir: Path = Field(default_factory=_default_cache_dir,
-                            description="Files made once and reused: the embedder's ONNX exports.")
+                            description="Files made once and reused: the embedder's ONNX exports, the OCR of "
+                                        "scanned pages (by file sha256 and page).")
+    ocr_lang: str = Field("eng", pattern=r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$",
+                          description="Tesseract language(s) for scanned PDF pages: 'eng', 'deu', 'eng+fra' "
+                                      "(each needs its tesseract-ocr-LANG package).")
+    ocr_dpi: int = Field(300, ge=72, le=600, description="Resolution scanned pages are read at for OCR.")
+    ocr_tesseract: str = Field("tesseract", min_length=1,
+                               description="The Tesseract command (a name on PATH or a path) for OCR.")
     top_k: int = Field(5, ge=1, le=50, description="Chunks retrieved per question.")
     n_threads: int = Field(default_factory=_default_threads, ge=1, le=256, description="llama.cpp threads.")
     n_gpu_layers: int = Field(0, ge=-1, description="Layers offloaded to the GPU (-1 = all; needs a CUDA build).")

@@ -16,8 +16,9 @@ class Citation:
     text: str
     score: float
     section: str = ""  # heading path of the passage ("" where the format has no headings)
-    page: int | None = None  # 1-based page of the passage's start (PDF), else None
+    page: int | None = None  # 1-based page (PDF) or slide (PPTX) of the passage's start, else None
     title: str = ""  # the document's title (HTML title, PDF metadata, first heading, else the file name)
+    ocr: bool = False  # the passage is on a page read by OCR (a picture of text): its words may be misread
 
 
 @dataclass

@@ -37,10 +37,12 @@ class CitationOut(BaseModel):
     section: str = Field(..., description="Heading path of the passage, outermost first, joined by ' > ' "
                                           "(e.g. 'functools > functools.lru_cache'); '' where the format "
                                           "has no headings, such as plain text.")
-    page: int | None = Field(..., description="1-based page on which the passage starts (PDF); "
-                                              "null for formats without pages.")
+    page: int | None = Field(..., description="1-based page (PDF) or slide (PowerPoint) on which the passage "
+                                              "starts; null for formats without pages.")
     title: str = Field(..., description="The document's title: its HTML title or PDF metadata title, else its "
                                         "first heading, else its file name.")
+    ocr: bool = Field(False, description="True when the passage is on a scanned page whose text was read by OCR "
+                                         "(its words may be misread).")
 
 
 class AnswerOut(BaseModel):
@@ -116,6 +118,7 @@ class IngestOut(BaseModel):
     chunks: int = Field(..., description="Chunks of this document now in the index.")
     total_chunks: int = Field(..., description="Chunks in the whole index.")
     warnings: list[str] = []
+    ocr_pages: int = Field(0, description="Pages of the document read by OCR (scanned PDF pages).")
 
 
 class DeleteOut(BaseModel):

@@ -71,7 +71,7 @@ def as_sentence(unit: str, markers: Sequence[int]) -> str:
 def citation(marker: int, unit: Candidate) -> Citation:
     r = unit.record
     return Citation(marker, r.source, str(r.metadata.get("chunk_id", "")), r.start, r.end, r.text,
-                    round(unit.probability, 4), r.section, r.page, r.title)
+                    round(unit.probability, 4), r.section, r.page, r.title, r.ocr)
 
 
 class Composer:

@@ -7,7 +7,7 @@ import logging
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.ingest import originals
@@ -153,7 +153,7 @@ def rebuild(settings: "Settings", engine_factory=None) -> Rebuilt:  # noqa: ANN0
     every recorded ``rag ingest`` path (with its prefix) and every kept upload."""
     from rag.engine import Rag
     from rag.errors import RagError
-    from rag.ingest.loaders import decode_bytes, parse_document, parse_string
+    from rag.ingest.loaders import parse_document
 
     if settings.chroma_url:
         raise RagError("rebuild works on the embedded index; a Chroma server keeps its own data")
@@ -176,11 +176,7 @@ def rebuild(settings: "Settings", engine_factory=None) -> Rebuilt:  # noqa: ANN0
     for source, path in originals.uploads(data):
         try:
             raw = path.read_bytes()
-            warnings: list[str] = []
-            if PurePosixPath(source).suffix.lower() == ".pdf":
-                docs.append(parse_document(raw, source, warnings))
-            else:
-                docs.append(parse_string(decode_bytes(raw, source, warnings), source))
+            docs.append(parse_document(raw, source, [], ocr=engine.ingestor.ocr))
         except (OSError, RagError) as exc:
             result.failed.append(f"{source}: {getattr(exc, 'message', None) or exc}")
     if docs:

@@ -100,7 +100,9 @@ def _root(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Debug l
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive): .txt .md .markdown .html .htm .pdf")],
+    paths: Annotated[list[Path], typer.Argument(help=(
+        "Files or folders (recursive): .txt .md .markdown .html .htm .pdf .docx .pptx .epub "
+        "(scanned PDF pages are read by OCR, with Tesseract)"))],
     prune: Annotated[bool, typer.Option("--prune", help="Also remove indexed sources not among these files.")] = False,
     prefix: Annotated[Optional[str], typer.Option("--prefix", metavar="NAME", help=(
         "Start source ids with NAME instead of the folder's name; --prefix '' gives paths relative to the "
@@ -115,9 +117,11 @@ def ingest(
     Source ids start with the name of the folder given: 'rag ingest projA' names
     projA/README.md and projA/sub/x.md, and 'rag ingest projA/README.md' names it
     projA/README.md too. Files in folders that are unsupported, unreadable, binary,
-    empty or fail to parse are skipped, one warning each, and counted; a file named
-    here that cannot be read is an error. The paths are recorded in the data
-    folder, for 'rag doctor --rebuild'."""
+    damaged, encrypted, empty or fail to parse are skipped, one warning each, and
+    counted; a file named here that cannot be read is an error. Scanned PDF pages
+    are read by OCR (Tesseract; RAG_OCR_LANG), each page once: the result is kept
+    in the cache folder. The paths are recorded in the data folder, for
+    'rag doctor --rebuild'."""
     from rag.ingest.originals import record_ingested
 
     settings = _settings(data_dir=data_dir)
@@ -127,18 +131,26 @@ def ingest(
         record_ingested(Path(settings.data_dir), paths, prefix)
         _print_json(report.to_dict())
         return
-    with Progress(TextColumn("[bold]embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("left"), TimeRemainingColumn(),
                   console=err, transient=True) as bar:
-        task = bar.add_task("embed", total=None)
+        ocr_tasks: dict[str, object] = {}
+
+        def ocr_progress(source: str, done: int, total: int) -> None:
+            if source not in ocr_tasks:
+                ocr_tasks[source] = bar.add_task(f"OCR {source.rsplit('/', 1)[-1]} (pages)", total=total)
+            bar.update(ocr_tasks[source], completed=done, total=total)  # type: ignore[arg-type]
+
+        task = bar.add_task("embedding", total=None)
         report, _ = engine.ingestor.ingest_paths(
-            paths, prune=prune, prefix=prefix, strict=strict,
+            paths, prune=prune, prefix=prefix, strict=strict, ocr_progress=ocr_progress,
             progress=lambda done, total: bar.update(task, completed=done, total=total))
     record_ingested(Path(settings.data_dir), paths, prefix)
     r = report
     migrated = f", migrated {r.migrated}" if r.migrated else ""
+    ocr = f"; {r.ocr_pages} page(s) read by OCR" if r.ocr_pages else ""
     out.print(f"added {r.added}, updated {r.updated}, unchanged {r.unchanged}{migrated}, removed {r.removed}, "
-              f"skipped {len(r.skipped)}; {r.chunks} chunks in the index")
+              f"skipped {len(r.skipped)}; {r.chunks} chunks in the index{ocr}")
 
 
 @app.command()

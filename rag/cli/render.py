@@ -106,8 +106,12 @@ def stream_answer(console: Console, events: Iterable[StreamEvent], *, show_searc
 
 
 def source_location(c: Citation) -> str:
-    """Where a passage is, as far as it is known: ``usrguide.pdf, p. 3``."""
-    return c.source if c.page is None else f"{c.source}, p. {c.page}"
+    """Where a passage is, as far as it is known: ``usrguide.pdf, p. 3``,
+    ``review.pptx, slide 2``, ``scan.pdf, p. 4 (OCR)``."""
+    if c.page is None:
+        return c.source
+    where = "slide" if c.source.lower().endswith(".pptx") else "p."
+    return f"{c.source}, {where} {c.page}" + (" (OCR)" if c.ocr else "")
 
 
 def format_source(c: Citation) -> str:

@@ -74,7 +74,7 @@ def answer_from_dict(obj: Mapping[str, Any]) -> Answer:
             marker=_require(c, "marker", int, "citation"), source=_require(c, "source", str, "citation"),
             chunk_id=str(c.get("chunk_id", "")), start=int(c.get("start", 0)), end=int(c.get("end", 0)),
             text=_require(c, "text", str, "citation"), score=float(c.get("score", 0.0)),
-            section=str(c.get("section") or ""), page=_page(c.get("page"))))
+            section=str(c.get("section") or ""), page=_page(c.get("page")), ocr=c.get("ocr") is True))
     t = obj.get("timings") or {}
     if not isinstance(t, Mapping):
         raise BackendError("malformed answer: 'timings' is not an object")

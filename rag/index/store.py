@@ -93,6 +93,11 @@ class Record:
         return int(page) if page is not None else None
 
     @property
+    def ocr(self) -> bool:
+        """Whether the record is on a page that was read by OCR."""
+        return bool(self.metadata.get("ocr"))
+
+    @property
     def addresses_model(self) -> str:
         """"passage" or "document" when the chunk takes no place among search hits (ADDRESSES_MODEL), else ""."""
         return str(self.metadata.get(ADDRESSES_MODEL) or "")

@@ -35,7 +35,7 @@ class Block:
     end: int
     kind: str
     section: str = ""  # heading path, outermost first: "functools > functools.lru_cache"
-    page: int | None = None  # 1-based page (PDF), None where the format has no pages
+    page: int | None = None  # 1-based page (PDF) or slide (PPTX), None where the format has no pages
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,10 @@ class Document:
     source: str
     text: str
     blocks: tuple[Block, ...] = field(default=(), compare=False)
-    # page_starts[i] = offset in text where page i + 1 begins (PDF only)
+    # page_starts[i] = offset in text where page i + 1 begins (PDF pages, PPTX slides)
     page_starts: tuple[int, ...] = field(default=(), compare=False)
     title: str = field(default="", compare=False)  # the format's own title: HTML <title>, PDF metadata
+    ocr_pages: frozenset[int] = field(default=frozenset(), compare=False)  # 1-based pages read by OCR
 
     @property
     def display_title(self) -> str:

@@ -15,6 +15,7 @@ left. Writers of one index take turns (``VectorStore.writer_lock``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ from rag.errors import IngestError, NotFoundError
 from rag.ingest.document import Document, validate_source
 from rag.ingest.id_migration import counted_as, renames
 from rag.ingest.loaders import Skipped, load_paths
+from rag.ingest.parsers.ocr import OcrOptions, OcrProgress
 from rag.index.store import ADDRESSES_MODEL, Record, SourceState, VectorStore
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class IngestReport:
     removed: int = 0
     skipped: list[Skipped] = field(default_factory=list)
     chunks: int = 0
+    ocr_pages: int = 0  # pages of the documents given that were read by OCR (an unchanged file's from the cache)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,11 +67,14 @@ def doc_hash(text: str) -> str:
     return hashlib.sha256(f"{RECORDS_VERSION}\x00{text}".encode("utf-8")).hexdigest()
 
 
-def _where(section: str, page: int | None) -> dict[str, object]:
-    """Metadata naming where a record is (Chroma metadata values cannot be None)."""
+def _where(section: str, page: int | None, ocr_pages: frozenset[int] = frozenset()) -> dict[str, object]:
+    """Metadata naming where a record is (Chroma metadata values cannot be None);
+    ``ocr`` marks a record on a page read by OCR."""
     out: dict[str, object] = {"section": section}
     if page is not None:
         out["page"] = page
+        if page in ocr_pages:
+            out["ocr"] = True
     return out
 
 
@@ -81,12 +87,12 @@ def build_records(doc: Document, target_chars: int) -> tuple[list[Record], list[
         cid = f"{chunk.id}-{h[:12]}"
         chunks.append(Record(cid, chunk.text, {"source": doc.source, "start": chunk.start,
                                                "end": chunk.end, "doc_hash": h, "index": chunk.index,
-                                               "title": doc.display_title, **_where(chunk.section, chunk.page)}))
+                                               "title": doc.display_title, **_where(chunk.section, chunk.page, doc.ocr_pages)}))
         for j, sent in enumerate(chunk.sentences):
             sentences.append(Record(f"{cid}:{j}", sent.text,
                                     {"source": doc.source, "start": sent.start, "end": sent.end,
                                      "doc_hash": h, "chunk_id": cid, "index": j, "kind": sent.kind,
-                                     "title": doc.display_title, **_where(sent.section, sent.page)}))
+                                     "title": doc.display_title, **_where(sent.section, sent.page, doc.ocr_pages)}))
     mark_addresses_model(chunks, sentences)
     return chunks, sentences
 
@@ -134,8 +140,10 @@ class _Pending:
 
 class Ingestor:
     def __init__(self, store: VectorStore, embedder: Embedder | Callable[[], Embedder], chunk_chars: int = 600,
-                 on_change: Callable[[], None] | None = None, batch_records: int = 512) -> None:
+                 on_change: Callable[[], None] | None = None, batch_records: int = 512,
+                 ocr: OcrOptions | None = None) -> None:
         self.store = store
+        self.ocr = ocr or OcrOptions()
         self.batch_records = batch_records
         self._embedder = embedder
         self.chunk_chars = chunk_chars
@@ -149,14 +157,17 @@ class Ingestor:
         return self._embedder  # type: ignore[return-value]
 
     def ingest_paths(self, paths: Sequence[Path], prune: bool = False, progress: Progress | None = None,
-                     prefix: str | None = None, strict: bool = False) -> tuple[IngestReport, list[str]]:
+                     prefix: str | None = None, strict: bool = False,
+                     ocr_progress: OcrProgress | None = None) -> tuple[IngestReport, list[str]]:
         """Ingest files and folders under the source ids of ``rag.ingest.loaders.load_paths``
         (the folder's name first; ``prefix`` instead of it, ``""`` for bare paths).
         Files found in folders that cannot be ingested are skipped, one warning each,
         and listed in the report; with ``strict`` any of them is an IngestError and
         nothing is written. A document that an older index holds under its bare id
-        with the same text moves to its new id (``migrated``)."""
-        loaded = load_paths(list(paths), prefix=prefix)
+        with the same text moves to its new id (``migrated``). ``ocr_progress`` is
+        told the pages of each scanned PDF as they are read."""
+        ocr = dataclasses.replace(self.ocr, progress=ocr_progress) if ocr_progress else self.ocr
+        loaded = load_paths(list(paths), prefix=prefix, ocr=ocr)
         for w in loaded.warnings:
             log.warning("%s", w)
         for s in loaded.skipped:
@@ -203,6 +214,7 @@ class Ingestor:
             validate_source(doc.source)
         with self.store.writer_lock():
             report, pending, cleanup = self._plan(docs)
+            report.ocr_pages = sum(len(d.ocr_pages) for d in docs)
             given = {d.source for d in docs}
             existing = self.store.source_state()
             removed = sorted(s for s, st in existing.items() if s not in given and st.chunks) if prune else []

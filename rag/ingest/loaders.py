@@ -1,9 +1,12 @@
 """Read files into parsed documents (``rag.ingest.document.Document``).
 
 Supported: ``.txt`` (``rag.ingest.parsers.text``), ``.md``/``.markdown``
-(``rag.ingest.parsers.markdown``), ``.html``/``.htm`` (``rag.ingest.parsers.html``) and ``.pdf``
-(``rag.ingest.parsers.pdf``). A document's ``text`` is what chunks and citation offsets
-refer to: the file itself for plain text, the extracted text for the others.
+(``rag.ingest.parsers.markdown``), ``.html``/``.htm`` (``rag.ingest.parsers.html``), ``.pdf``
+(``rag.ingest.parsers.pdf``, scanned pages through OCR: ``rag.ingest.parsers.ocr``),
+``.docx`` (``rag.ingest.parsers.word``), ``.pptx`` (``rag.ingest.parsers.slides``) and
+``.epub`` (``rag.ingest.parsers.ebook``). A document's ``text`` is what chunks and
+citation offsets refer to: the file itself for plain text, the extracted text for
+the others.
 
 Source ids (``load_paths``): a file is named by its path relative to the folder
 given, under that folder's own name (``projA`` gives ``projA/README.md`` and
@@ -27,6 +30,7 @@ from pathlib import Path
 
 from rag.ingest.document import Document, validate_source
 from rag.errors import IngestError, InputError, UnsupportedFormatError
+from rag.ingest.parsers.ocr import OcrOptions
 from rag.ingest.parsers.text import parse_text
 
 log = logging.getLogger(__name__)
@@ -35,7 +39,12 @@ MARKDOWN_SUFFIXES = {".md", ".markdown"}
 TEXT_SUFFIXES = {".txt"} | MARKDOWN_SUFFIXES
 HTML_SUFFIXES = {".html", ".htm"}
 PDF_SUFFIXES = {".pdf"}
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES
+DOCX_SUFFIXES = {".docx"}
+PPTX_SUFFIXES = {".pptx"}
+EPUB_SUFFIXES = {".epub"}
+# files that are not text: read as bytes by their own parser (never decoded, never "binary")
+BINARY_SUFFIXES = PDF_SUFFIXES | DOCX_SUFFIXES | PPTX_SUFFIXES | EPUB_SUFFIXES
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | BINARY_SUFFIXES
 SUPPORTED_LIST = ", ".join(sorted(SUPPORTED_SUFFIXES))
 
 
@@ -88,14 +97,28 @@ def decode_bytes(raw: bytes, name: str, warnings: list[str]) -> str:
         return raw.decode("utf-8", errors="replace")
 
 
-def parse_document(raw: bytes, name: str, warnings: list[str], source: str | None = None) -> Document:
-    """The parsed document of a file's bytes, by the suffix of ``name``."""
+def parse_document(raw: bytes, name: str, warnings: list[str], source: str | None = None,
+                   ocr: OcrOptions | None = None) -> Document:
+    """The parsed document of a file's bytes, by the suffix of ``name``; ``ocr``:
+    how scanned PDF pages are read (default: ``OcrOptions()``, no cache)."""
     source = source or name
     suffix = Path(name).suffix.lower()
     if suffix in PDF_SUFFIXES:
         from rag.ingest.parsers.pdf import parse_pdf
 
-        return parse_pdf(raw, source)
+        return parse_pdf(raw, source, ocr, warnings)
+    if suffix in DOCX_SUFFIXES:
+        from rag.ingest.parsers.word import parse_docx
+
+        return parse_docx(raw, source)
+    if suffix in PPTX_SUFFIXES:
+        from rag.ingest.parsers.slides import parse_pptx
+
+        return parse_pptx(raw, source)
+    if suffix in EPUB_SUFFIXES:
+        from rag.ingest.parsers.ebook import parse_epub
+
+        return parse_epub(raw, source)
     return parse_string(decode_bytes(raw, name, warnings), source, suffix)
 
 
@@ -118,7 +141,7 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _load(path: Path, source: str, warnings: list[str]) -> Document:
+def _load(path: Path, source: str, warnings: list[str], ocr: OcrOptions | None = None) -> Document:
     """The parsed file. ``_Unusable`` for an unsupported, unreadable or binary file,
     ``IngestError`` (naming the file) when its parser refuses it; other exceptions
     of a parser pass through."""
@@ -131,17 +154,17 @@ def _load(path: Path, source: str, warnings: list[str]) -> Document:
         raise _Unusable(f"not readable ({exc.strerror})") from None
     except OSError as exc:
         raise _Unusable(f"cannot read ({exc.strerror or exc})") from None
-    if suffix not in PDF_SUFFIXES and _is_binary(raw):
+    if suffix not in BINARY_SUFFIXES and _is_binary(raw):
         raise _Unusable("looks like a binary file (NUL bytes), not text")
-    return parse_document(raw, path.name, warnings, source)
+    return parse_document(raw, path.name, warnings, source, ocr)
 
 
-def read_file(path: Path, source: str, warnings: list[str]) -> Document:
+def read_file(path: Path, source: str, warnings: list[str], ocr: OcrOptions | None = None) -> Document:
     """One file named by the user: any reason it cannot be read is an error
     (UnsupportedFormatError for a type no parser reads)."""
     check_supported(str(path))
     try:
-        return _load(path, source, warnings)
+        return _load(path, source, warnings, ocr)
     except _Unusable as exc:
         raise IngestError(f"{path}: {exc}") from None
     except IngestError:
@@ -151,10 +174,11 @@ def read_file(path: Path, source: str, warnings: list[str]) -> Document:
         raise IngestError(f"{path}: cannot parse ({_one_line(exc)})") from None
 
 
-def _skip_reason(path: Path, source: str, warnings: list[str]) -> tuple[Document | None, str]:
+def _skip_reason(path: Path, source: str, warnings: list[str],
+                 ocr: OcrOptions | None = None) -> tuple[Document | None, str]:
     """(the document, "") or (None, why the file found in a folder is skipped)."""
     try:
-        doc = _load(path, source, warnings)
+        doc = _load(path, source, warnings, ocr)
     except _Unusable as exc:
         return None, str(exc)
     except IngestError as exc:  # a parser's refusal names the file: the skipped entry names it already
@@ -200,10 +224,10 @@ def _head(given: Path, prefix: str | None) -> str:
     return head
 
 
-def load_paths(paths: Sequence[Path], prefix: str | None = None) -> LoadResult:
+def load_paths(paths: Sequence[Path], prefix: str | None = None, ocr: OcrOptions | None = None) -> LoadResult:
     """Load every supported file under ``paths``, named by the rule in the module
-    docstring. Files found in folders that cannot be ingested are skipped with
-    their reason. Raises before returning anything if a path is missing, a file
+    docstring (``ocr``: how scanned PDF pages are read). Files found in folders that
+    cannot be ingested are skipped with their reason. Raises before returning anything if a path is missing, a file
     given by itself cannot be read, or two different files would get the same id."""
     result = LoadResult()
     by_source: dict[str, Path] = {}
@@ -237,9 +261,9 @@ def load_paths(paths: Sequence[Path], prefix: str | None = None) -> LoadResult:
             by_source[source] = path
             by_file.add(same)
             if in_folder:
-                doc, reason = _skip_reason(path, source, result.warnings)
+                doc, reason = _skip_reason(path, source, result.warnings, ocr)
             else:
-                doc, reason = read_file(path, source, result.warnings), ""
+                doc, reason = read_file(path, source, result.warnings, ocr), ""
             if doc is not None and not doc.text.strip():
                 doc, reason = None, "no text (empty)"
             if doc is None:

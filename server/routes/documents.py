@@ -24,14 +24,15 @@ from rag.ingest.document import validate_source
 from rag.ingest.ingestor import Ingestor, IngestReport
 from rag.ingest.document import Document
 from rag.ingest.loaders import (
+    BINARY_SUFFIXES,
     HTML_SUFFIXES,
-    PDF_SUFFIXES,
     SUPPORTED_LIST,
     TEXT_SUFFIXES,
     check_supported,
     parse_document,
     parse_string,
 )
+from rag.ingest.parsers.ocr import OcrOptions
 from server.errors import ClientGoneError, UnsupportedMediaTypeError
 from server.routes._deps import ERROR_RESPONSES, JSON_ERROR_RESPONSES, is_json, media_type, service
 from server.schemas import ChunkOut, DeleteOut, DocumentIn, DocumentList, ErrorOut, IngestOut
@@ -103,15 +104,16 @@ def _check_text_type(source: str) -> None:
     """JSON carries text: a source named like a text, Markdown or HTML file, or
     without a suffix (plain text); 415 otherwise."""
     suffix = PurePosixPath(source).suffix.lower()
-    if suffix in PDF_SUFFIXES:
-        raise UnsupportedFormatError(f"{source}: send a PDF as a multipart file upload, not as JSON text")
+    if suffix in BINARY_SUFFIXES:
+        raise UnsupportedFormatError(f"{source}: send a {suffix} file as a multipart file upload, not as JSON text")
     if suffix and suffix not in TEXT_SUFFIXES | HTML_SUFFIXES:
         check_supported(source)
 
 
-async def _read_document(request: Request) -> tuple[Document, list[str], bytes]:
+async def _read_document(request: Request, ocr: OcrOptions) -> tuple[Document, list[str], bytes]:
     """The uploaded document, parsed (in a worker thread) by the suffix of its source
-    name, its warnings, and the bytes that were sent (the text's UTF-8 for JSON)."""
+    name (scanned PDF pages read as ``ocr`` says), its warnings, and the bytes that
+    were sent (the text's UTF-8 for JSON)."""
     ctype = media_type(request)
     warnings: list[str] = []
     if ctype == "multipart/form-data":
@@ -124,7 +126,7 @@ async def _read_document(request: Request) -> tuple[Document, list[str], bytes]:
             source = checked_source(name if isinstance(name, str) and name else _file_name(upload))
             check_supported(source)
             raw = await upload.read()
-        return await run_in_threadpool(parse_document, raw, source, warnings), warnings, raw
+        return await run_in_threadpool(parse_document, raw, source, warnings, None, ocr), warnings, raw
     if is_json(ctype) or not ctype:
         try:
             doc = DocumentIn.model_validate_json(await request.body())
@@ -186,10 +188,10 @@ _WRITE_BUSY: dict[int | str, dict[str, object]] = {
 async def add_document(request: Request) -> object:
     """Add or update one document (idempotent: unchanged text is not embedded again)."""
     svc = service(request)
-    doc, warnings, raw = await _read_document(request)
-    # JSON or a file, anywhere in it (the bytes sent: a parser may drop them), a PDF's text:
-    # NUL bytes mean binary data
-    if "\x00" in doc.text or (b"\x00" in raw and PurePosixPath(doc.source).suffix.lower() not in PDF_SUFFIXES):
+    doc, warnings, raw = await _read_document(request, svc.rag.ingestor.ocr)
+    # JSON or a file, anywhere in it (the bytes sent: a parser may drop them), a PDF's or
+    # an office file's text: NUL bytes mean binary data
+    if "\x00" in doc.text or (b"\x00" in raw and PurePosixPath(doc.source).suffix.lower() not in BINARY_SUFFIXES):
         raise InputError(f"document {doc.source!r}: the text contains NUL bytes (binary data?)")
     if not doc.text.strip():
         raise InputError(f"document {doc.source!r} has no text")
@@ -203,7 +205,7 @@ async def add_document(request: Request) -> object:
     status = "added" if report.added else "updated" if report.updated else "unchanged"
     chunks = dict(ingestor.list_sources()).get(doc.source, 0)
     return IngestOut(source=doc.source, status=status, chunks=chunks, total_chunks=report.chunks,
-                     warnings=warnings)
+                     warnings=warnings, ocr_pages=report.ocr_pages)
 
 
 @router.get("/v1/documents", response_model=DocumentList, responses=ERROR_RESPONSES)

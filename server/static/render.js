@@ -19,9 +19,12 @@ export function plural(n, one, many) {
   return n + " " + (n === 1 ? one : many);
 }
 
-// "p. 3" where the passage has a page (PDF), else "".
+// "p. 3" where the passage has a page (PDF), "slide 3" in a slide deck (.pptx),
+// else ""; "(OCR)" after a page whose text was read from a picture of it.
 export function pageLabel(c) {
-  return Number.isInteger(c.page) ? "p. " + c.page : "";
+  if (!Number.isInteger(c.page)) return "";
+  const where = (/\.pptx$/i.test(String(c.source)) ? "slide " : "p. ") + c.page;
+  return where + (c.ocr === true ? " (OCR)" : "");
 }
 
 // The heading path of the passage ("A > B"), "" where the format has none.

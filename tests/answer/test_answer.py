@@ -136,7 +136,8 @@ def _check_contract(obj: dict) -> None:
     markers = {int(m) for m in MARKER.findall(obj["answer"])}
     assert markers == {c["marker"] for c in obj["citations"]}, obj
     for c in obj["citations"]:
-        assert set(c) == {"marker", "source", "chunk_id", "start", "end", "text", "score", "section", "page", "title"}
+        assert set(c) == {"marker", "source", "chunk_id", "start", "end", "text", "score", "section", "page", "title",
+                          "ocr"}
         assert _source_text(c["source"])[c["start"]:c["end"]] == c["text"]
         assert 0 < len(c["text"]) <= 1000
     # every sentence carries a marker; answers are short

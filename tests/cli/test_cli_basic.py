@@ -15,27 +15,10 @@ from typing import Any
 
 import pytest
 
-from rag.cli import main as cli
-from rag.engine import Rag
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
-REPORT_KEYS = ["added", "updated", "unchanged", "migrated", "removed", "skipped", "chunks"]
+REPORT_KEYS = ["added", "updated", "unchanged", "migrated", "removed", "skipped", "chunks", "ocr_pages"]
 
-
-@pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], embedder: Any):
-    """``run(*argv)`` -> (exit code, stdout, stderr) of ``rag.cli.main.main``."""
-    monkeypatch.setattr(cli, "_engine", lambda settings: Rag(settings, embedder=embedder))
-
-    def _run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as info:
-            cli.main(list(argv))
-        captured = capsys.readouterr()
-        code = info.value.code
-        return (0 if code is None else int(code)), captured.out, captured.err
-
-    return _run
 
 
 @pytest.fixture
@@ -54,15 +37,16 @@ def test_ingest_json_prints_exactly_the_report(run: Any, docs: Path, tmp_path: P
     assert out.count("\n") == 1
     obj = json.loads(out)
     assert list(obj) == REPORT_KEYS
-    assert obj == {"added": 2, "updated": 0, "unchanged": 0, "migrated": 0, "removed": 0, "skipped": [], "chunks": 2}
+    assert obj == {"added": 2, "updated": 0, "unchanged": 0, "migrated": 0, "removed": 0, "skipped": [], "chunks": 2,
+                   "ocr_pages": 0}
 
     code, out, _ = run("ingest", str(docs), "--json", "--data-dir", data)
     assert code == 0 and json.loads(out) == {"added": 0, "updated": 0, "unchanged": 2, "migrated": 0, "removed": 0,
-                                             "skipped": [], "chunks": 2}
+                                             "skipped": [], "chunks": 2, "ocr_pages": 0}
 
     code, out, _ = run("ingest", str(docs / "a.txt"), "--prune", "--json", "--data-dir", data)
     assert code == 0 and json.loads(out) == {"added": 0, "updated": 0, "unchanged": 1, "migrated": 0, "removed": 1,
-                                             "skipped": [], "chunks": 1}
+                                             "skipped": [], "chunks": 1, "ocr_pages": 0}
 
 
 def test_ingest_prints_a_summary_line(run: Any, docs: Path, tmp_path: Path) -> None:
@@ -105,7 +89,8 @@ def test_ask_json_citations_say_where_the_passage_is(run: Any, docs: Path, tmp_p
     obj = json.loads(out)
     assert obj["abstained"] is False and obj["citations"]
     for c in obj["citations"]:
-        assert set(c) == {"marker", "source", "chunk_id", "start", "end", "text", "score", "section", "page", "title"}
+        assert set(c) == {"marker", "source", "chunk_id", "start", "end", "text", "score", "section", "page", "title",
+                          "ocr"}
         assert (c["source"], c["section"], c["page"]) == ("docs/a.txt", "", None)  # plain text: no headings, no pages
     assert '"section": "", "page": null' in out
 
@@ -126,7 +111,8 @@ def test_ask_prints_each_source_after_the_answer(run: Any, docs: Path, tmp_path:
     ("missing", 2, "no such file or directory"),
     ("unsupported", 2, "no supported files"),
     ("binary", 1, "binary"),
-    ("unsupported_file", 1, "unsupported file type .csv; supported: .htm, .html, .markdown, .md, .pdf, .txt"),
+    ("unsupported_file", 1, "unsupported file type .csv; supported: .docx, .epub, .htm, .html, .markdown, .md, .pdf, "
+                            ".pptx, .txt"),
     ("remove", 1, "nosuch"),
     ("empty_query", 2, "empty"),
     ("k0", 2, "top-k"),
@@ -233,7 +219,8 @@ def test_the_rag_script_ingest_json_stdout_is_only_the_report(
     assert proc.stdout.count("\n") == 1
     obj = json.loads(proc.stdout)
     assert list(obj) == REPORT_KEYS
-    assert obj == {"added": 1, "updated": 0, "unchanged": 0, "migrated": 0, "removed": 0, "skipped": [], "chunks": 1}
+    assert obj == {"added": 1, "updated": 0, "unchanged": 0, "migrated": 0, "removed": 0, "skipped": [], "chunks": 1,
+                   "ocr_pages": 0}
 
 
 def test_the_rag_script_ingests_a_mixed_folder_with_one_warning_per_skipped_file(

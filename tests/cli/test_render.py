@@ -170,3 +170,13 @@ def test_settle_waits_for_a_model_loading_in_a_thread_and_ignores_its_failure(tm
 
     engine._loading_generator = Background(fails, "t")
     engine.settle()  # the failure is for the model's next use to report
+
+
+def test_a_source_line_names_the_slide_of_a_deck_and_a_page_read_by_ocr() -> None:
+    def cited(source: str, page: int | None, ocr: bool = False) -> Citation:
+        return Citation(1, source, "c", 0, 5, "Text.", 0.5, section="Results", page=page, ocr=ocr)
+
+    assert format_source(cited("deck/review.pptx", 2)) == "[1] deck/review.pptx, slide 2 — Results"
+    assert format_source(cited("scan.pdf", 4, ocr=True)) == "[1] scan.pdf, p. 4 (OCR) — Results"
+    assert format_source(cited("guide.pdf", 4)) == "[1] guide.pdf, p. 4 — Results"
+    assert format_source(cited("minutes.docx", None)) == "[1] minutes.docx — Results"

@@ -182,7 +182,7 @@ def test_ingesting_twice_reports_unchanged_and_embeds_nothing(tmp_path: Path, co
     counting.calls = counting.texts = 0
     again, _ = engine.ingestor.ingest_paths([corpus], prefix="")
     assert again.to_dict() == {"added": 0, "updated": 0, "unchanged": 5, "migrated": 0, "removed": 0, "skipped": [],
-                               "chunks": n_chunks}
+                               "chunks": n_chunks, "ocr_pages": 0}
     assert (counting.calls, counting.texts) == (0, 0)
     assert dump(engine.store) == before
     assert_same_vectors(vectors(engine.store), vectors_before, exact=True)
@@ -276,7 +276,7 @@ def test_prune_removes_only_sources_not_given(tmp_path: Path, corpus: Path, coun
     (corpus / keep[1]).write_text(files[keep[1]] + "\nAn added closing line.", encoding="utf-8")
     pruned, _ = engine.ingestor.ingest_paths([corpus / keep[0], corpus / keep[1]], prune=True, prefix="")
     assert pruned.to_dict() == {"added": 0, "updated": 1, "unchanged": 1, "migrated": 0, "removed": 3,
-                                "skipped": [], "chunks": engine.store.count()}
+                                "skipped": [], "chunks": engine.store.count(), "ocr_pages": 0}
     assert [s for s, _ in engine.ingestor.list_sources()] == keep
     check_consistent(engine.store, {keep[0]: files[keep[0]],
                                     keep[1]: (corpus / keep[1]).read_text(encoding="utf-8")})

@@ -142,7 +142,7 @@ def test_an_unsupported_file_given_by_itself_is_an_error_naming_the_supported_ty
     with pytest.raises(UnsupportedFormatError, match="unsupported file type .csv") as info:
         load_paths([tmp_path / "data.csv"])
     assert isinstance(info.value, IngestError)
-    assert "supported: .htm, .html, .markdown, .md, .pdf, .txt" in info.value.message
+    assert "supported: .docx, .epub, .htm, .html, .markdown, .md, .pdf, .pptx, .txt" in info.value.message
     (tmp_path / "README").write_text("No suffix.", encoding="utf-8")
     with pytest.raises(UnsupportedFormatError, match=r"unsupported file type \(none\)"):
         load_paths([tmp_path / "README"])
@@ -212,7 +212,7 @@ def test_a_parser_that_fails_skips_its_file_with_a_one_line_reason(tmp_path: Pat
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import rag.ingest.parsers.pdf
 
-    def broken(data: bytes, source: str) -> Document:
+    def broken(data: bytes, source: str, *options: object) -> Document:
         raise ValueError("bad xref\nat offset 12")
 
     monkeypatch.setattr(rag.ingest.parsers.pdf, "parse_pdf", broken)
@@ -353,6 +353,6 @@ def test_two_different_files_that_would_share_an_id_are_refused(tmp_path: Path) 
 
 
 def test_read_file_refuses_unsupported_suffixes(tmp_path: Path) -> None:
-    (tmp_path / "x.docx").write_bytes(b"PK\x03\x04")
+    (tmp_path / "x.odt").write_bytes(b"PK\x03\x04")
     with pytest.raises(IngestError, match="unsupported"):
-        read_file(tmp_path / "x.docx", "x.docx", [])
+        read_file(tmp_path / "x.odt", "x.odt", [])

@@ -20,7 +20,7 @@ from server.schemas import AnswerOut, CitationOut
 from tests.serving import failing_events, no_more_events
 
 QUESTION = "Who is Meta's president of global affairs?"
-CITATION_KEYS = {"marker", "source", "chunk_id", "start", "end", "text", "score", "section", "page", "title"}
+CITATION_KEYS = {"marker", "source", "chunk_id", "start", "end", "text", "score", "section", "page", "title", "ocr"}
 LOCATED = Citation(1, "usrguide.pdf", "c1", 837, 1076, "Optional arguments start with -.", 0.91234,
                    section="A > B", page=3)
 SERVER = Path(__file__).resolve().parents[2] / "server"

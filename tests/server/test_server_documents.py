@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import SEEDS
 
 DOC = "The Zebra Protocol was signed in Oslo in 1999 by eleven delegations. It regulates migratory birds."
-SUPPORTED = ".htm, .html, .markdown, .md, .pdf, .txt"
+SUPPORTED = ".docx, .epub, .htm, .html, .markdown, .md, .pdf, .pptx, .txt"
 
 
 def pdf_bytes(pages: list[list[str]]) -> bytes:
@@ -126,7 +126,7 @@ def test_markdown_and_html_uploads_are_parsed_by_their_suffix(fresh_api: str) ->
     assert hits[0]["source"] == "ferries.md" and "*" not in hits[0]["text"] and "#" not in hits[0]["text"]
 
 
-@pytest.mark.parametrize(("name", "body"), [("tool.exe", b"MZ\x90\x00\x03"), ("report.docx", b"PK\x03\x04 zip"),
+@pytest.mark.parametrize(("name", "body"), [("tool.exe", b"MZ\x90\x00\x03"), ("report.odt", b"PK\x03\x04 zip"),
                                             ("notes", b"Plain words without a suffix."),
                                             ("data.csv", b"a,b\n1,2\n")])
 def test_an_unsupported_file_type_is_a_415_naming_the_supported_ones(fresh_api: str, name: str,
@@ -347,3 +347,40 @@ def test_twenty_costly_uploads_meet_a_bounded_queue(held_writes) -> None:
     assert _metric(url, 'rag_writes_total{outcome="refused"}') == 18
     assert _metric(url, 'rag_writes_total{outcome="done"}') == 3
     assert _metric(url, "rag_write_queue_depth") == 0
+
+
+def test_office_files_and_a_scan_are_uploaded_and_answered_from_the_right_slide_and_page(fresh_api: str) -> None:
+    """A deck and a scanned PDF over HTTP: each answered with a passage from the right
+    slide or page; the scan's citation says it was read by OCR."""
+    from tests.documents import pptx_bytes, scanned_pdf_bytes
+
+    pptx = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+    r = httpx.post(f"{fresh_api}/v1/documents", files={"file": ("review.pptx", pptx_bytes(), pptx)}, timeout=120)
+    assert r.status_code == 200 and r.json()["status"] == "added" and r.json()["ocr_pages"] == 0, r.text
+    r = httpx.post(f"{fresh_api}/v1/documents", files={"file": ("storm.pdf", scanned_pdf_bytes(), "application/pdf")},
+                   timeout=300)
+    assert r.status_code == 200 and r.json()["ocr_pages"] == 2, r.text
+    asked = {"How many passengers did the island ferry carry in the second quarter?": ("review.pptx", 2, "48,000"),
+             "How much did the repairs after the storm cost?": ("storm.pdf", 2, "9,800")}
+    for question, (source, page, fact) in asked.items():
+        answer = httpx.post(f"{fresh_api}/v1/ask", json={"question": question}, timeout=120).json()
+        assert answer["abstained"] is False and fact in answer["answer"], answer
+        cited = answer["citations"][0]
+        assert (cited["source"], cited["page"], cited["ocr"]) == (source, page, source.endswith(".pdf")), cited
+        assert fact in cited["text"]
+
+
+def test_damaged_or_textless_office_uploads_are_refused_and_nothing_is_written(fresh_api: str) -> None:
+    from tests.documents import docx_bytes, epub_bytes, pictures_only_pptx
+
+    refused = {"broken.docx": (docx_bytes()[:3000], 400, "damaged"),
+               "locked.docx": (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 1024, 400, "password-protected"),
+               "photos.pptx": (pictures_only_pptx(), 400, "only pictures"),
+               "book.epub": (epub_bytes()[:700], 400, "damaged"),
+               "sheet.xlsx": (b"PK\x03\x04", 415, ".docx, .epub")}
+    for name, (raw, status, words) in refused.items():
+        r = httpx.post(f"{fresh_api}/v1/documents", files={"file": (name, raw)}, timeout=60)
+        assert r.status_code == status and words in r.json()["error"]["message"], (name, r.text)
+    r = httpx.post(f"{fresh_api}/v1/documents", json={"source": "notes.docx", "text": "hello"}, timeout=30)
+    assert r.status_code == 415 and "multipart" in r.json()["error"]["message"]
+    assert httpx.get(f"{fresh_api}/v1/documents", timeout=30).json()["documents"] == []

@@ -246,9 +246,9 @@ def test_documents_and_conversation_flow(window, fresh_api: str, shots: Path, tm
     assert progress[0] == "Uploading\u2026" and progress[-2:] == ["Indexing\u2026", progress[-1]], progress
     assert any(re.fullmatch(r"Uploading\u2026 ([1-9]|[1-9]\d) %", p) for p in progress), progress  # part-way
     assert re.fullmatch(r"Added: \d+ chunks", progress[-1]), progress
-    _drop(driver, "minutes.docx", "PK\x03\x04 not really", "application/octet-stream")
+    _drop(driver, "budget.xlsx", "PK\x03\x04 not really", "application/octet-stream")
     failed = _wait(driver, lambda d: [u for u in _css(d, "#uploads .upload.failed")])[0]
-    assert "minutes.docx" in failed.text and ".pdf" in failed.text  # the 415 names the supported types
+    assert "budget.xlsx" in failed.text and ".docx" in failed.text  # the 415 names the supported types
     assert _by_id(driver, "doc-summary").text.startswith("2 documents")
     assert _by_id(driver, "scope-text").text == "Answering from all 2 documents"
 
@@ -640,3 +640,32 @@ def test_the_page_is_sent_with_its_security_headers(api_url: str) -> None:
         assert r.headers["x-content-type-options"] == "nosniff"
         assert r.headers["cache-control"] == "no-cache"  # checked again, so an upgrade is picked up
     assert httpx.get(api_url + "/static/app.js", timeout=30).headers["content-type"].startswith("text/javascript")
+
+
+def test_a_word_file_from_the_file_picker_is_answered_with_its_section(window, fresh_api: str,
+                                                                         tmp_path: Path) -> None:
+    """A .docx chosen with the file picker is indexed under its own title; a question
+    about it is answered with a passage from it, shown with its heading path; a
+    damaged .docx fails with the server's reason."""
+    from tests.documents import docx_bytes
+
+    driver, url = window, fresh_api
+    _open(driver, url)
+    assert ".docx" in _by_id(driver, "file-input").get_attribute("accept").split(",")
+    word = tmp_path / "minutes.docx"
+    word.write_bytes(docx_bytes())
+    _by_id(driver, "file-input").send_keys(str(word))
+    row = _wait(driver, lambda d: _doc_row(d, "minutes.docx"))
+    assert _css(row, ".doc-title")[0].text == "Harbour committee minutes"
+    broken = tmp_path / "broken.docx"
+    broken.write_bytes(docx_bytes()[:2000])
+    _by_id(driver, "file-input").send_keys(str(broken))
+    failed = _wait(driver, lambda d: [u for u in _css(d, "#uploads .upload.failed")])[0]
+    assert "broken.docx" in failed.text and "damaged" in failed.text, failed.text
+    _ask(driver, "Who will order the lamps from the supplier in Bergen?")
+    turn = _answered(driver, 1)
+    assert "Okafor" in _css(turn, ".answer")[0].text
+    head = _css(turn, ".citation-head")[0]
+    assert _css(head, ".citation-title")[0].text == "Harbour committee minutes"
+    assert _css(head, ".citation-section")[0].text == "Decisions"
+    assert _css(head, ".citation-page") == []  # a Word file has no fixed pages

@@ -34,13 +34,24 @@ piece before it ends in a letter, is not capitalised ("Anglo-saxon"), has no dig
 ("x86-based"), and is no compound the document writes elsewhere with its hyphen
 but never without ("case-changing"); so "--" and "1990-" keep theirs.
 
-PDFium is not thread-safe: parsing holds a module lock.
+Pictures of text (scanned pages): a page whose text layer has fewer than
+``OCR_MAX_CHARS`` characters and which a picture covers for at least
+``OCR_MIN_PICTURE`` of its area is rendered at ``OcrOptions.dpi`` and read by
+Tesseract (``rag.ingest.parsers.ocr``). Its words become lines, grouped in
+Tesseract's paragraphs; a short paragraph without a final full stop whose letters
+are 15 % taller than most is a heading; running headers and page numbers go as on
+other pages. Such pages are listed in ``Document.ocr_pages``. Without Tesseract, a
+PDF most of whose pages are pictures is refused with how to install it; one with a
+few such pages is read without them, with a warning.
+
+PDFium is not thread-safe: reading and rendering hold a module lock (OCR does not).
 """
 
 from __future__ import annotations
 
 import ctypes
 import dataclasses
+import hashlib
 import logging
 import math
 import re
@@ -54,6 +65,7 @@ import pypdfium2.raw as pdfium_c
 
 from rag.ingest.document import Block, Document
 from rag.errors import IngestError
+from rag.ingest.parsers.ocr import INSTALL_HINT, OcrOptions, PageReader, Paragraph, check_ready, tesseract_version
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +74,8 @@ HEADING_SCALE = 1.15  # a heading is set at least this much larger than body tex
 GAP_FACTOR = 1.2  # a baseline step this many line spacings apart ends a paragraph
 CODE_GAP_FACTOR = 2.6  # code keeps blank lines up to this step
 MONO_SHARE = 0.85
+OCR_MAX_CHARS = 100  # a page with fewer characters of text ...
+OCR_MIN_PICTURE = 0.5  # ... and a picture over this share of its area is a picture of text
 
 _MONO_FONT = re.compile(r"(?i:courier|mono|consol|menlo|typewriter|cursor|nimbusmon|sourcecode|firacode)"
                         r"|TT\d|CMTT|SFTT|LMTT")
@@ -402,7 +416,19 @@ def _metadata_title(pdf: "pdfium.PdfDocument") -> str:
     return "" if _PLACEHOLDER_TITLE.match(title) else title
 
 
-def _read_pages(data: bytes, source: str) -> tuple[list[list[_Line]], list[float], str]:
+def _picture_share(page: pdfium.PdfPage) -> float:
+    """The share of the page's area its largest picture covers."""
+    area = max(page.get_width() * page.get_height(), 1.0)
+    best = 0.0
+    for obj in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=4):
+        left, bottom, right, top = obj.get_bounds()
+        best = max(best, abs(right - left) * abs(top - bottom) / area)
+    return min(best, 1.0)
+
+
+def _read_pages(data: bytes, source: str) -> tuple[list[list[_Line]], list[float], str, list[int]]:
+    """Each page's lines and height, the metadata title, and the pages (0-based)
+    that are pictures of text."""
     with _LOCK:
         try:
             pdf = pdfium.PdfDocument(data)
@@ -412,25 +438,125 @@ def _read_pages(data: bytes, source: str) -> tuple[list[list[_Line]], list[float
         try:
             pages: list[list[_Line]] = []
             heights: list[float] = []
+            scanned: list[int] = []
             cache: dict[tuple[bytes, int], tuple[bool, bool]] = {}
             for i in range(len(pdf)):
                 page = pdf[i]
                 pages.append(_page_lines(page, cache))
                 heights.append(page.get_height())
+                chars = sum(len(ln.text.replace(" ", "")) for ln in pages[-1])
+                if chars < OCR_MAX_CHARS and _picture_share(page) >= OCR_MIN_PICTURE:
+                    scanned.append(i)
                 page.close()  # (closing the document closes any left open)
-            return pages, heights, _metadata_title(pdf)
+            return pages, heights, _metadata_title(pdf), scanned
         except pdfium.PdfiumError as exc:
             raise IngestError(f"cannot read {source}: {' '.join(str(exc).split())}") from None
         finally:
             pdf.close()
 
 
-def parse_pdf(data: bytes, source: str) -> Document:
-    """Parse PDF bytes into a ``Document`` with typed blocks and page offsets;
+def _render(data: bytes, index: int, dpi: int):  # noqa: ANN202 - a PIL image
+    """Page ``index`` as a grey-scale picture at ``dpi``."""
+    with _LOCK:
+        pdf = pdfium.PdfDocument(data)
+        try:
+            page = pdf[index]
+            return page.render(scale=dpi / 72, grayscale=True).to_pil()
+        finally:
+            pdf.close()
+
+
+def _ocr_lines(paragraphs: list[Paragraph], dpi: int) -> list[list[_Line]]:
+    """Tesseract's paragraphs as lines in points (one glyph per word); every line
+    of a paragraph has the paragraph's median word height as its size."""
+    scale = 72 / dpi
+    out = []
+    for para in paragraphs:
+        size = round(2 * scale * statistics.median(w.height for line in para for w in line)) / 2
+        lines = []
+        for words in para:
+            glyphs: list[_Glyph] = []
+            base = scale * statistics.median(w.top + w.height for w in words)
+            for w in words:
+                glyphs += [_SPACE] if glyphs else []
+                glyphs.append((w.text, scale * w.left, scale * (w.left + w.width), False, False, size, base))
+            line = _line(glyphs)
+            if line:
+                lines.append(line)
+        if lines:
+            out.append(lines)
+    return out
+
+
+def _ocr_paragraphs(groups: list[tuple[int, list[_Line]]]) -> list[_Para]:
+    """OCR'd (page, lines) groups as paragraphs: a heading when short, without a
+    final full stop (unless numbered) and taller than most; else text or item."""
+    weights: Counter[float] = Counter()
+    for _, lines in groups:
+        weights[lines[0].size] += sum(len(ln.text.split()) for ln in lines)
+    body = weights.most_common(1)[0][0] if weights else 10.0
+    paras = []
+    for page, lines in groups:
+        text = " ".join(ln.text for ln in lines)
+        first = lines[0]
+        if (len(lines) <= 2 and len(text.split()) <= 12 and re.search(r"[^\W\d_]", text)
+                and (not text.endswith(".") or _NUMBERED.match(text)) and first.size >= body * HEADING_SCALE):
+            kind = "heading"
+        else:
+            kind = "item" if _ITEM_START.match(first.text + " ") else "text"
+        for ln in lines:
+            ln.kind = kind
+        paras.append(_Para(kind, lines, page))
+    return paras
+
+
+def _read_scanned(data: bytes, source: str, pages: list[list[_Line]], scanned: list[int],
+                  ocr: OcrOptions, warnings: list[str]) -> tuple[dict[int, _Line], list[int]]:
+    """OCR the pictures of text into ``pages`` (in place); the paragraph each OCR'd
+    line belongs to (by ``id``), and the pages read."""
+    version = tesseract_version(ocr.tesseract)
+    if version is None and 2 * len(scanned) < len(pages):
+        warnings.append(f"{source}: {len(scanned)} of its {len(pages)} pages are pictures of text and were "
+                        f"left out (no OCR); {INSTALL_HINT}")
+        return {}, []
+    version = check_ready(ocr, source)
+    reader = PageReader(ocr, hashlib.sha256(data).hexdigest(), version)
+    progress = ocr.progress
+    try:
+        read = reader.read_pages(scanned, lambda index: _render(data, index, ocr.dpi),
+                                 (lambda n: progress(source, n, len(scanned))) if progress else (lambda n: None))
+    except IngestError as exc:
+        raise IngestError(f"cannot read {source}: {exc.message}") from None
+    owner: dict[int, int] = {}
+    counter = 0
+    for index in scanned:
+        pages[index] = []
+        for lines in _ocr_lines(read[index], ocr.dpi):
+            for ln in lines:
+                owner[id(ln)] = counter
+            pages[index] += lines
+            counter += 1
+    return owner, scanned
+
+
+def parse_pdf(data: bytes, source: str, ocr: OcrOptions | None = None,
+              warnings: list[str] | None = None) -> Document:
+    """Parse PDF bytes into a ``Document`` with typed blocks and page offsets,
+    pictures of text read by OCR (``ocr``: how; default settings without a cache);
     IngestError for an unreadable, encrypted or corrupt file."""
-    pages, heights, title = _read_pages(data, source)
+    pages, heights, title, scanned = _read_pages(data, source)
+    owner, read = _read_scanned(data, source, pages, scanned, ocr or OcrOptions(),
+                                warnings if warnings is not None else []) if scanned else ({}, [])
     _drop_margins(pages, heights)
+    groups: dict[int, tuple[int, list[_Line]]] = {}
+    for index in read:  # the OCR'd lines that stay, back in their paragraphs
+        for ln in pages[index]:
+            groups.setdefault(owner[id(ln)], (index, []))[1].append(ln)
+        pages[index] = []
     paras, lefts, spacing = _paragraphs(pages)
-    doc = dataclasses.replace(_assemble(_merge_pages(paras, lefts), len(pages), spacing, source), title=title)
-    log.debug("parsed %s: %d pages, %d blocks, %d characters", source, len(pages), len(doc.blocks), len(doc.text))
+    paras = sorted(paras + _ocr_paragraphs(list(groups.values())), key=lambda p: p.page)  # (stable)
+    doc = dataclasses.replace(_assemble(_merge_pages(paras, lefts), len(pages), spacing, source), title=title,
+                              ocr_pages=frozenset(i + 1 for i in read))
+    log.debug("parsed %s: %d pages (%d by OCR), %d blocks, %d characters", source, len(pages), len(read),
+              len(doc.blocks), len(doc.text))
     return doc

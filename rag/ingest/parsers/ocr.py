@@ -1,0 +1,207 @@
+"""OCR of page images with Tesseract, with a cache on disk.
+
+Tesseract (Debian: ``apt-get install tesseract-ocr``) reads a page image (PNG on
+its standard input) and writes TSV: blocks, paragraphs, lines and words, each
+word with its box in pixels. It is run as a command, one process a page with
+``OMP_THREAD_LIMIT=1`` (its OpenMP threads spin against each other: on 2 cores a
+page takes about 9x longer with them), pages in parallel, one a core. (pytesseract
+wraps the same command but takes it from a module variable and passes the whole
+process's environment: neither the command nor the threads could be set per call.)
+
+A page's result is kept in ``OcrOptions.cache_dir`` under a key made of the file's
+sha256, the page's index, the resolution, the language and Tesseract's version,
+so an unchanged file is never read twice (re-ingests, ``rag doctor --rebuild``).
+
+Used by ``rag.ingest.parsers.pdf`` for pages that are pictures of text."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from rag.errors import IngestError
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = "1"  # bumped when what is kept for a page changes
+PAGE_TIMEOUT_S = 600  # one page; a dense A4 page at 300 dpi takes about 3 s on one core
+INSTALL_HINT = ("install Tesseract (Debian/Ubuntu: sudo apt-get install tesseract-ocr; "
+                "macOS: brew install tesseract), or set RAG_OCR_TESSERACT to its path")
+OcrProgress = Callable[[str, int, int], None]  # (source, pages done, pages to read)
+
+
+@dataclass(frozen=True)
+class OcrOptions:
+    """How pages are OCR'd: ``rag.settings.Settings`` ``ocr_*`` fields."""
+
+    cache_dir: Path | None = None  # where page results are kept (None: not kept)
+    lang: str = "eng"  # Tesseract language(s), "eng+deu"
+    dpi: int = 300  # resolution pages are rendered at
+    tesseract: str = "tesseract"  # the command
+    progress: OcrProgress | None = None
+
+
+class Word(NamedTuple):
+    text: str
+    left: int  # pixels, from the page's top left corner
+    top: int
+    width: int
+    height: int
+
+
+Line = list[Word]
+Paragraph = list[Line]
+
+
+@lru_cache(maxsize=8)
+def tesseract_version(command: str) -> str | None:
+    """Tesseract's version ("5.3.0"), None when the command is not there or fails."""
+    path = shutil.which(command)
+    if path is None:
+        return None
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    first = (out.stdout or out.stderr).strip().splitlines()
+    return first[0].split()[-1] if out.returncode == 0 and first else None
+
+
+@lru_cache(maxsize=8)
+def _languages(command: str) -> frozenset[str]:
+    try:
+        out = subprocess.run([command, "--list-langs"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    return frozenset(line.strip() for line in out.stdout.splitlines()[1:] if line.strip())
+
+
+def check_ready(options: OcrOptions, source: str) -> str:
+    """Tesseract's version; IngestError naming ``source`` if it or a language is missing."""
+    version = tesseract_version(options.tesseract)
+    if version is None:
+        raise IngestError(f"cannot read {source}: its pages are pictures of text and need OCR; {INSTALL_HINT}")
+    missing = [lang for lang in options.lang.split("+") if lang not in _languages(options.tesseract)]
+    if missing:
+        raise IngestError(f"cannot read {source}: OCR language {missing[0]!r} is not installed for Tesseract "
+                          f"(Debian/Ubuntu: sudo apt-get install tesseract-ocr-{missing[0]})")
+    return version
+
+
+def _tesseract_tsv(image: "Image", options: OcrOptions) -> str:
+    png = io.BytesIO()
+    image.save(png, "PNG", compress_level=1)
+    command = [shutil.which(options.tesseract) or options.tesseract, "stdin", "stdout", "--dpi", str(options.dpi),
+               "-l", options.lang, "tsv"]
+    try:
+        out = subprocess.run(command, input=png.getvalue(), capture_output=True, timeout=PAGE_TIMEOUT_S,
+                             check=False, env={**os.environ, "OMP_THREAD_LIMIT": "1"})
+    except subprocess.TimeoutExpired:
+        raise IngestError(f"Tesseract took more than {PAGE_TIMEOUT_S} s") from None
+    except OSError as exc:
+        raise IngestError(f"Tesseract could not be run ({exc.strerror or exc})") from None
+    if out.returncode != 0:
+        said = " ".join(out.stderr.decode("utf-8", "replace").split())[-200:]
+        raise IngestError(f"Tesseract failed (exit {out.returncode}: {said})")
+    return out.stdout.decode("utf-8", "replace")
+
+
+def read_image(image: "Image", options: OcrOptions) -> list[Paragraph]:
+    """The words Tesseract reads in ``image``, grouped as paragraphs of lines, in
+    its reading order."""
+    rows = csv.DictReader(io.StringIO(_tesseract_tsv(image, options)), delimiter="\t", quoting=csv.QUOTE_NONE)
+    paragraphs: dict[tuple[int, int], dict[int, Line]] = {}
+    for row in rows:
+        text = " ".join((row.get("text") or "").split())
+        if row.get("level") != "5" or not text or float(row.get("conf") or -1) < 0:
+            continue
+        key = (int(row["block_num"]), int(row["par_num"]))
+        line = paragraphs.setdefault(key, {}).setdefault(int(row["line_num"]), [])
+        line.append(Word(text, int(row["left"]), int(row["top"]), int(row["width"]), int(row["height"])))
+    return [[line for _, line in sorted(lines.items())] for lines in paragraphs.values()]
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class PageReader:
+    """OCR of one file's pages, through the cache."""
+
+    def __init__(self, options: OcrOptions, file_sha256: str, version: str) -> None:
+        self.options = options
+        self.key = f"{file_sha256}-{options.dpi}-{options.lang}-{version}-{CACHE_FORMAT}"
+
+    def _path(self, index: int) -> Path | None:
+        folder = self.options.cache_dir
+        return folder / "ocr" / self.key[:2] / f"{self.key}-p{index}.json" if folder else None
+
+    def cached(self, index: int) -> list[Paragraph] | None:
+        path = self._path(index)
+        if path is None or not path.is_file():
+            return None
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            return [[[Word(*w) for w in line] for line in para] for para in raw]
+        except (OSError, ValueError, TypeError):
+            log.warning("OCR cache entry %s unreadable: reading the page again", path)
+            return None
+
+    def read_pages(self, indexes: Sequence[int], render: Callable[[int], "Image"],
+                   done: Callable[[int], None] = lambda n: None) -> dict[int, list[Paragraph]]:
+        """Each page (0-based) from the cache, else rendered and OCR'd, a page a
+        core at a time; ``done`` is told how many pages are read so far."""
+        out: dict[int, list[Paragraph]] = {}
+        todo = []
+        for index in indexes:
+            found = self.cached(index)
+            if found is None:
+                todo.append(index)
+            else:
+                out[index] = found
+        done(len(out))
+        if todo:
+            pool = ThreadPoolExecutor(max_workers=min(_cores(), len(todo)), thread_name_prefix="ocr")
+            try:
+                futures = {pool.submit(self._read, index, render): index for index in todo}
+                for future, index in futures.items():  # in page order: the first error is the first page's
+                    out[index] = future.result()
+                    done(len(out))
+            finally:  # after an error or an interrupt, pages not started are not read
+                pool.shutdown(wait=True, cancel_futures=True)
+        return out
+
+    def _read(self, index: int, render: Callable[[int], "Image"]) -> list[Paragraph]:
+        try:
+            paragraphs = read_image(render(index), self.options)
+        except IngestError as exc:
+            raise IngestError(f"page {index + 1}: {exc.message}") from None
+        path = self._path(index)
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False,
+                                                 encoding="utf-8") as tmp:
+                    json.dump(paragraphs, tmp)
+                os.replace(tmp.name, path)
+            except OSError as exc:  # a cache that cannot be written only costs time
+                log.warning("cannot keep the OCR of a page in %s: %s", path.parent, exc)
+        return paragraphs
