@@ -141,10 +141,15 @@ def ingest(
                 ocr_tasks[source] = bar.add_task(f"OCR {source.rsplit('/', 1)[-1]} (pages)", total=total)
             bar.update(ocr_tasks[source], completed=done, total=total)  # type: ignore[arg-type]
 
-        task = bar.add_task("embedding", total=None)
-        report, _ = engine.ingestor.ingest_paths(
-            paths, prune=prune, prefix=prefix, strict=strict, ocr_progress=ocr_progress,
-            progress=lambda done, total: bar.update(task, completed=done, total=total))
+        embedding: list[object] = []  # its bar appears once embedding starts (after any OCR)
+
+        def progress(done: int, total: int) -> None:
+            if not embedding:
+                embedding.append(bar.add_task("embedding", total=total))
+            bar.update(embedding[0], completed=done, total=total)  # type: ignore[arg-type]
+
+        report, _ = engine.ingestor.ingest_paths(paths, prune=prune, prefix=prefix, strict=strict,
+                                                 ocr_progress=ocr_progress, progress=progress)
     record_ingested(Path(settings.data_dir), paths, prefix)
     r = report
     migrated = f", migrated {r.migrated}" if r.migrated else ""

@@ -146,9 +146,11 @@ def failing_line(corpus: dict[str, Any]) -> str:
 
 
 def ingest_line(corpus: dict[str, Any]) -> str:
+    """``name: added 2, ..., removed 0, skipped 0; 7 chunks`` (and the pages read by OCR, if any)."""
     i = corpus["ingest"]
+    ocr = f"; {i['ocr_pages']} page(s) read by OCR" if i.get("ocr_pages") else ""
     return (f"{corpus['corpus']}: added {i['added']}, updated {i['updated']}, unchanged {i['unchanged']}, "
-            f"removed {i['removed']}; {i['chunks']} chunks")
+            f"removed {i['removed']}, skipped {len(i.get('skipped') or [])}; {i['chunks']} chunks{ocr}")
 
 
 def _md_row(cells: Sequence[str]) -> str:

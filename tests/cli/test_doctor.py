@@ -133,3 +133,35 @@ def test_an_emptied_vector_index_file_is_one_line_everywhere_and_rag_doctor_rebu
     assert len(listed) == 70
     after = json.loads(rag(*query).stdout)["results"]
     assert after and [(h["source"], h["text"]) for h in after] == [(h["source"], h["text"]) for h in before]
+
+
+def test_rebuild_reads_office_files_and_scans_again_without_ocring_twice(tmp_path: Path, embedder) -> None:
+    """A deck and a scan ingested from a folder, a Word file and an EPUB uploaded:
+    ``rag doctor --rebuild`` makes all four again, the scan's pages from the OCR cache."""
+    from rag.ingest.parsers.ocr import tesseract_version
+    from tests.documents import docx_bytes, epub_bytes, pptx_bytes, scanned_pdf_bytes
+
+    if tesseract_version("tesseract") is None:
+        pytest.skip("Tesseract is not installed (bash .ci/setup installs it)")
+    data, folder = tmp_path / "data", tmp_path / "office"
+    folder.mkdir()
+    (folder / "review.pptx").write_bytes(pptx_bytes())
+    (folder / "scan.pdf").write_bytes(scanned_pdf_bytes())
+    assert rag("ingest", str(folder), "--data-dir", str(data)).returncode == 0
+    settings = Settings(data_dir=data, use_llm=False)
+    with LiveServer(create_app(settings, engine=Rag(settings, embedder=embedder))) as server:
+        for name, raw in (("minutes.docx", docx_bytes()), ("history.epub", epub_bytes())):
+            assert httpx.post(f"{server.url}/v1/documents", files={"file": (name, raw)}, timeout=60).status_code == 200
+    kept = {p: p.stat().st_mtime_ns for p in (Path(os.environ["RAG_CACHE_DIR"]) / "ocr").glob("*/*.json")}
+    listed = json.loads(rag("list", "--json", "--data-dir", str(data)).stdout)["documents"]
+
+    damage(data)
+    rebuilt = rag("doctor", "--rebuild", "--data-dir", str(data), "--json")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    report = json.loads(rebuilt.stdout)["rebuilt"]
+    assert (report["folders"], report["uploads"], report["failed"]) == (1, 2, [])
+    assert json.loads(rag("list", "--json", "--data-dir", str(data)).stdout)["documents"] == listed
+    assert len(listed) == 4 and len(kept) >= 2
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # the scan's pages were not read again
+    hit = json.loads(rag("search", "storm repairs cost", "--json", "--data-dir", str(data)).stdout)["results"][0]
+    assert hit["source"] == "office/scan.pdf" and "9,800" in hit["text"]

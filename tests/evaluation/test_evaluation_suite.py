@@ -321,7 +321,7 @@ def test_suite_command_prints_tables_and_writes_outputs(stand_in: dict[str, Any]
     assert "corpus alpha (alpha.jsonl, k=3)" in captured.out and MACRO in captured.out
     assert "87.5%" in captured.out  # the summary is not cut to the 80 columns of a pipe
     assert "alpha: 1 failing: alpha1" in captured.out and "beta: no failures" in captured.out
-    assert "alpha: added 2, updated 0, unchanged 0, removed 0; 7 chunks" in captured.err
+    assert "alpha: added 2, updated 0, unchanged 0, removed 0, skipped 0; 7 chunks" in captured.err
 
 
 def test_suite_command_min_strict_names_each_corpus_below(stand_in: dict[str, Any], tmp_path: Path,

@@ -104,3 +104,15 @@ def test_without_tesseract_a_mostly_typed_file_is_read_without_its_scanned_page(
 def test_a_language_tesseract_lacks_is_named() -> None:
     with pytest.raises(IngestError, match="OCR language 'qqq' is not installed.*tesseract-ocr-qqq"):
         parse_pdf(scanned_pdf_bytes(), "scan.pdf", OcrOptions(lang="qqq"))
+
+
+def test_progress_counts_the_pages_read_and_the_cache_answers_at_once(tmp_path: Path) -> None:
+    seen: list[tuple[str, int, int]] = []
+    options = OcrOptions(cache_dir=tmp_path, progress=lambda *step: seen.append(step))
+    raw = scanned_pdf_bytes()  # (Pillow writes the time into each PDF it makes)
+    parse_pdf(raw, "scan.pdf", options)
+    assert seen[0] == ("scan.pdf", 0, 2) and seen[-1] == ("scan.pdf", 2, 2)
+    assert [done for _, done, _ in seen] == sorted(done for _, done, _ in seen)
+    seen.clear()
+    parse_pdf(raw, "scan.pdf", options)
+    assert seen == [("scan.pdf", 2, 2)]  # both pages from the cache
