@@ -64,9 +64,9 @@ def test_each_page_is_read_once_then_taken_from_the_cache(tmp_path: Path) -> Non
     parse_pdf(raw, "scan.pdf", OcrOptions(cache_dir=tmp_path))
     kept = sorted(tmp_path.glob("ocr/*/*.json"))
     assert [p.name.rsplit("-", 1)[1] for p in kept] == ["p0.json", "p1.json"]
-    page = json.loads(kept[1].read_text())  # paragraphs > lines > words [text, left, top, width, height]
-    assert page[-1][0][2][0] == "9,800"
-    page[-1][0][2][0] = "9,900"
+    page = json.loads(kept[1].read_text())  # paragraphs > lines [size, words [text, left, top, width, height]]
+    assert page[-1][0][1][2][0] == "9,800"
+    page[-1][0][1][2][0] = "9,900"
     kept[1].write_text(json.dumps(page))
     again = parse_pdf(raw, "scan.pdf", OcrOptions(cache_dir=tmp_path))
     assert "Repairs cost 9,900 euros" in again.text  # what the cache holds: the page was not read again

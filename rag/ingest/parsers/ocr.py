@@ -1,8 +1,10 @@
 """OCR of page images with Tesseract, with a cache on disk.
 
 Tesseract (Debian: ``apt-get install tesseract-ocr``) reads a page image (PNG on
-its standard input) and writes TSV: blocks, paragraphs, lines and words, each
-word with its box in pixels. It is run as a command, one process a page with
+its standard input) and writes hOCR: paragraphs, lines and words, each word with
+its box in pixels and each line with Tesseract's estimate of its letter size
+(``x_size``), which is steadier than word boxes (a word with descenders, or a URL's
+slashes, is taller than one without). It is run as a command, one process a page with
 ``OMP_THREAD_LIMIT=1`` (its OpenMP threads spin against each other: on 2 cores a
 page takes about 9x longer with them), pages in parallel, one a core. (pytesseract
 wraps the same command but takes it from a module variable and passes the whole
@@ -16,7 +18,6 @@ Used by ``rag.ingest.parsers.pdf`` for pages that are pictures of text."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = "1"  # bumped when what is kept for a page changes
+CACHE_FORMAT = "2"  # bumped when what is kept for a page changes
 PAGE_TIMEOUT_S = 600  # one page; a dense A4 page at 300 dpi takes about 3 s on one core
 INSTALL_HINT = ("install Tesseract (Debian/Ubuntu: sudo apt-get install tesseract-ocr; "
                 "macOS: brew install tesseract), or set RAG_OCR_TESSERACT to its path")
@@ -64,8 +65,13 @@ class Word(NamedTuple):
     height: int
 
 
-Line = list[Word]
+class Line(NamedTuple):
+    size: float  # Tesseract's letter size of the line (x_size), in pixels
+    words: list[Word]
+
+
 Paragraph = list[Line]
+_LINE_CLASSES = {"ocr_line", "ocr_header", "ocr_caption", "ocr_textfloat"}
 
 
 @lru_cache(maxsize=8)
@@ -103,11 +109,11 @@ def check_ready(options: OcrOptions, source: str) -> str:
     return version
 
 
-def _tesseract_tsv(image: "Image", options: OcrOptions) -> str:
+def _tesseract_hocr(image: "Image", options: OcrOptions) -> bytes:
     png = io.BytesIO()
     image.save(png, "PNG", compress_level=1)
     command = [shutil.which(options.tesseract) or options.tesseract, "stdin", "stdout", "--dpi", str(options.dpi),
-               "-l", options.lang, "tsv"]
+               "-l", options.lang, "hocr"]
     try:
         out = subprocess.run(command, input=png.getvalue(), capture_output=True, timeout=PAGE_TIMEOUT_S,
                              check=False, env={**os.environ, "OMP_THREAD_LIMIT": "1"})
@@ -118,22 +124,46 @@ def _tesseract_tsv(image: "Image", options: OcrOptions) -> str:
     if out.returncode != 0:
         said = " ".join(out.stderr.decode("utf-8", "replace").split())[-200:]
         raise IngestError(f"Tesseract failed (exit {out.returncode}: {said})")
-    return out.stdout.decode("utf-8", "replace")
+    return out.stdout
+
+
+def _title(element) -> dict[str, list[str]]:  # noqa: ANN001 - an lxml element
+    """An hOCR ``title``: "bbox 1 2 3 4; x_size 42" -> {"bbox": [...], "x_size": [...]}."""
+    fields = (part.split() for part in (element.get("title") or "").split(";"))
+    return {f[0]: f[1:] for f in fields if f}
+
+
+def _classes(element) -> set[str]:  # noqa: ANN001
+    return set((element.get("class") or "").split())
 
 
 def read_image(image: "Image", options: OcrOptions) -> list[Paragraph]:
     """The words Tesseract reads in ``image``, grouped as paragraphs of lines, in
-    its reading order."""
-    rows = csv.DictReader(io.StringIO(_tesseract_tsv(image, options)), delimiter="\t", quoting=csv.QUOTE_NONE)
-    paragraphs: dict[tuple[int, int], dict[int, Line]] = {}
-    for row in rows:
-        text = " ".join((row.get("text") or "").split())
-        if row.get("level") != "5" or not text or float(row.get("conf") or -1) < 0:
+    its reading order; lines it reads as rotated are left out."""
+    import lxml.html
+
+    root = lxml.html.fromstring(_tesseract_hocr(image, options))
+    paragraphs: list[Paragraph] = []
+    for par in root.iter():
+        if "ocr_par" not in _classes(par):
             continue
-        key = (int(row["block_num"]), int(row["par_num"]))
-        line = paragraphs.setdefault(key, {}).setdefault(int(row["line_num"]), [])
-        line.append(Word(text, int(row["left"]), int(row["top"]), int(row["width"]), int(row["height"])))
-    return [[line for _, line in sorted(lines.items())] for lines in paragraphs.values()]
+        lines: Paragraph = []
+        for line in par.iter():
+            if not _LINE_CLASSES & _classes(line) or "textangle" in _title(line):
+                continue  # (a line read as rotated: a margin stamp, a vertical label, or noise)
+            words = []
+            for word in line.iter():
+                text = " ".join(word.text_content().split()) if "ocrx_word" in _classes(word) else ""
+                box = _title(word).get("bbox", [])
+                if text and len(box) == 4:
+                    x0, y0, x1, y1 = map(int, box)
+                    words.append(Word(text, x0, y0, x1 - x0, y1 - y0))
+            size = _title(line).get("x_size", [])
+            if words:
+                lines.append(Line(float(size[0]) if size else float(max(w.height for w in words)), words))
+        if lines:
+            paragraphs.append(lines)
+    return paragraphs
 
 
 def _cores() -> int:
@@ -160,7 +190,7 @@ class PageReader:
             return None
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-            return [[[Word(*w) for w in line] for line in para] for para in raw]
+            return [[Line(float(size), [Word(*w) for w in words]) for size, words in para] for para in raw]
         except (OSError, ValueError, TypeError):
             log.warning("OCR cache entry %s unreadable: reading the page again", path)
             return None

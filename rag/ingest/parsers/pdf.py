@@ -39,8 +39,10 @@ Pictures of text (scanned pages): a page whose text layer has fewer than
 ``OCR_MIN_PICTURE`` of its area is rendered at ``OcrOptions.dpi`` and read by
 Tesseract (``rag.ingest.parsers.ocr``). Its words become lines, grouped in
 Tesseract's paragraphs; a short paragraph without a final full stop whose letters
-are 15 % taller than most is a heading; running headers and page numbers go as on
-other pages. Such pages are listed in ``Document.ocr_pages``. Without Tesseract, a
+(Tesseract's letter size of its lines) are 15 % larger than most is a heading
+(headings within 32 % of each other's size are one level, ordered by their
+numbering: OCR'd sizes wobble as much as that); lines read as rotated
+are left out; running headers and page numbers go as on other pages. Such pages are listed in ``Document.ocr_pages``. Without Tesseract, a
 PDF most of whose pages are pictures is refused with how to install it; one with a
 few such pages is read without them, with a warning.
 
@@ -468,16 +470,16 @@ def _render(data: bytes, index: int, dpi: int):  # noqa: ANN202 - a PIL image
 
 def _ocr_lines(paragraphs: list[Paragraph], dpi: int) -> list[list[_Line]]:
     """Tesseract's paragraphs as lines in points (one glyph per word); every line
-    of a paragraph has the paragraph's median word height as its size."""
+    of a paragraph has the paragraph's median letter size (Tesseract's) as its size."""
     scale = 72 / dpi
     out = []
     for para in paragraphs:
-        size = round(2 * scale * statistics.median(w.height for line in para for w in line)) / 2
+        size = round(2 * scale * statistics.median(line.size for line in para)) / 2
         lines = []
-        for words in para:
+        for line_words in (line.words for line in para):
             glyphs: list[_Glyph] = []
-            base = scale * statistics.median(w.top + w.height for w in words)
-            for w in words:
+            base = scale * statistics.median(w.top + w.height for w in line_words)
+            for w in line_words:
                 glyphs += [_SPACE] if glyphs else []
                 glyphs.append((w.text, scale * w.left, scale * (w.left + w.width), False, False, size, base))
             line = _line(glyphs)
@@ -507,7 +509,21 @@ def _ocr_paragraphs(groups: list[tuple[int, list[_Line]]]) -> list[_Para]:
         for ln in lines:
             ln.kind = kind
         paras.append(_Para(kind, lines, page))
+    _snap_heading_sizes([p for p in paras if p.kind == "heading"])
     return paras
+
+
+def _snap_heading_sizes(heads: list[_Para]) -> None:
+    """OCR'd letter sizes wobble by 10-20 %, as much as a section heading differs
+    from a chapter's: headings within ``HEADING_SCALE`` squared (1.32) of the
+    largest of their group get its size, one level (numbering then orders them)."""
+    group: float | None = None
+    for para in sorted(heads, key=lambda p: -p.lines[0].size):
+        size = para.lines[0].size
+        if group is None or size * HEADING_SCALE ** 2 <= group:
+            group = size
+        for ln in para.lines:
+            ln.size = group
 
 
 def _read_scanned(data: bytes, source: str, pages: list[list[_Line]], scanned: list[int],
