@@ -350,23 +350,32 @@ def test_twenty_costly_uploads_meet_a_bounded_queue(held_writes) -> None:
 
 
 def test_office_files_and_a_scan_are_uploaded_and_answered_from_the_right_slide_and_page(fresh_api: str) -> None:
-    """A deck and a scanned PDF over HTTP: each answered with a passage from the right
-    slide or page; the scan's citation says it was read by OCR."""
-    from tests.documents import pptx_bytes, scanned_pdf_bytes
+    """A Word file, a deck, an EPUB and a scanned PDF over HTTP: each answered with a
+    passage from it, from the right slide, page or section; the scan's citation says
+    it was read by OCR."""
+    from tests.documents import docx_bytes, epub_bytes, pptx_bytes, scanned_pdf_bytes
 
-    pptx = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
-    r = httpx.post(f"{fresh_api}/v1/documents", files={"file": ("review.pptx", pptx_bytes(), pptx)}, timeout=120)
-    assert r.status_code == 200 and r.json()["status"] == "added" and r.json()["ocr_pages"] == 0, r.text
-    r = httpx.post(f"{fresh_api}/v1/documents", files={"file": ("storm.pdf", scanned_pdf_bytes(), "application/pdf")},
-                   timeout=300)
-    assert r.status_code == 200 and r.json()["ocr_pages"] == 2, r.text
-    asked = {"How many passengers did the island ferry carry in the second quarter?": ("review.pptx", 2, "48,000"),
-             "How much did the repairs after the storm cost?": ("storm.pdf", 2, "9,800")}
-    for question, (source, page, fact) in asked.items():
+    files = {"minutes.docx": docx_bytes(), "review.pptx": pptx_bytes(), "history.epub": epub_bytes(),
+             "storm.pdf": scanned_pdf_bytes()}
+    for name, raw in files.items():
+        r = httpx.post(f"{fresh_api}/v1/documents", files={"file": (name, raw)}, timeout=300)
+        assert r.status_code == 200 and r.json()["status"] == "added", r.text
+        assert r.json()["ocr_pages"] == (2 if name == "storm.pdf" else 0)
+    asked = {
+        "How much budget did the committee approve for the new pier lights?":
+            ("minutes.docx", None, "Decisions", "4,200"),
+        "How many passengers did the island ferry carry in the second quarter?":
+            ("review.pptx", 2, "Ferry passengers", "48,000"),
+        "Who kept the Varnholm light for thirty-one years?":
+            ("history.epub", None, "The keepers > Early years", "Lindqvist"),
+        "How much did the repairs after the storm cost?": ("storm.pdf", 2, "Storm damage", "9,800"),
+    }
+    for question, (source, page, section, fact) in asked.items():
         answer = httpx.post(f"{fresh_api}/v1/ask", json={"question": question}, timeout=120).json()
         assert answer["abstained"] is False and fact in answer["answer"], answer
         cited = answer["citations"][0]
-        assert (cited["source"], cited["page"], cited["ocr"]) == (source, page, source.endswith(".pdf")), cited
+        assert (cited["source"], cited["page"], cited["section"], cited["ocr"]) == (
+            source, page, section, source.endswith(".pdf")), cited
         assert fact in cited["text"]
 
 
