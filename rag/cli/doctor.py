@@ -98,7 +98,22 @@ def check(settings: "Settings") -> Health:
     gone = [f.path for f in folders if not Path(f.path).exists()]
     health.notes.append(f"kept for a rebuild: {len(folders)} ingested folders or files"
                         + (f" ({len(gone)} no longer there)" if gone else "") + f", {len(kept)} uploads")
+    health.notes.append(ocr_note(settings))
     return health
+
+
+def ocr_note(settings: "Settings") -> str:
+    """Whether scanned PDF pages can be read (Tesseract and the language asked for)."""
+    from rag.errors import IngestError
+    from rag.ingest.parsers.ocr import INSTALL_HINT, OcrOptions, check_ready
+
+    try:
+        version = check_ready(OcrOptions(lang=settings.ocr_lang, tesseract=settings.ocr_tesseract), "x")
+    except IngestError as exc:
+        if "language" in exc.message:
+            return "scanned PDF pages cannot be read: " + exc.message.split(": ", 1)[1]
+        return f"scanned PDF pages cannot be read (no Tesseract): {INSTALL_HINT}"
+    return f"scanned PDF pages are read by OCR: Tesseract {version} ({settings.ocr_lang})"
 
 
 def check_model(settings: "Settings") -> Health:

@@ -165,3 +165,15 @@ def test_rebuild_reads_office_files_and_scans_again_without_ocring_twice(tmp_pat
     assert {p: p.stat().st_mtime_ns for p in kept} == kept  # the scan's pages were not read again
     hit = json.loads(rag("search", "storm repairs cost", "--json", "--data-dir", str(data)).stdout)["results"][0]
     assert hit["source"] == "office/scan.pdf" and "9,800" in hit["text"]
+
+
+def test_doctor_says_whether_scanned_pages_can_be_read(tmp_path: Path) -> None:
+    from rag.cli.doctor import ocr_note
+    from rag.ingest.parsers.ocr import tesseract_version
+
+    missing = ocr_note(Settings(data_dir=tmp_path, ocr_tesseract=str(tmp_path / "no-tesseract")))
+    assert missing.startswith("scanned PDF pages cannot be read (no Tesseract)") and "apt-get install" in missing
+    if tesseract_version("tesseract") is None:
+        pytest.skip("Tesseract is not installed (bash .ci/setup installs it)")
+    assert ocr_note(Settings(data_dir=tmp_path)).startswith("scanned PDF pages are read by OCR: Tesseract ")
+    assert "tesseract-ocr-qqq" in ocr_note(Settings(data_dir=tmp_path, ocr_lang="qqq"))
