@@ -151,3 +151,29 @@ def test_a_zip_bomb_is_refused_before_it_is_unpacked(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(container, "MAX_UNPACKED", 1000)  # the real limit is 1 GiB: too slow to build here
     with pytest.raises(IngestError, match="would unpack to more than"):
         parse_docx(docx_bytes(), "big.docx")
+
+
+def test_a_slide_table_and_grouped_text_boxes_are_read_in_place() -> None:
+    """A table (a row a line, cells joined by " | ") and two text boxes in a group,
+    read top to bottom; the slide-number placeholder is left out."""
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[5])  # title only
+    slide.shapes.title.text = "Fees"
+    rows = [("Boat", "Fee"), ("Under 8 m", "12 euros")]
+    table = slide.shapes.add_table(2, 2, Inches(1), Inches(4), Inches(6), Inches(1)).table
+    for r, row in enumerate(rows):
+        for c, text in enumerate(row):
+            table.cell(r, c).text = text
+    group = slide.shapes.add_group_shape()
+    group.shapes.add_textbox(Inches(1), Inches(2.5), Inches(6), Inches(0.5)).text_frame.text = "Paid at the office."
+    group.shapes.add_textbox(Inches(1), Inches(1.5), Inches(6), Inches(0.5)).text_frame.text = "Fees per night."
+    buf = io.BytesIO()
+    deck.save(buf)
+    doc = parse_pptx(buf.getvalue(), "fees.pptx")
+    assert blocks(doc) == [("heading", "Fees", 1, "Fees"), ("text", "Fees", 1, "Fees per night."),
+                           ("text", "Fees", 1, "Paid at the office."),
+                           ("table", "Fees", 1, "Boat | Fee\nUnder 8 m | 12 euros")]
+    verbatim(doc)
