@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 FLOORS = (
-    ("rag", "rag.errors", "rag.settings", "rag.types", "rag.text", "rag.threads"),
+    ("rag", "rag.errors", "rag.files", "rag.settings", "rag.types", "rag.text", "rag.threads"),
     ("rag.index",),
     ("rag.ingest",),
     ("rag.answer",),

@@ -1,7 +1,8 @@
-"""Work started now and waited for later."""
+"""Work started now and waited for later, and how many cores it may use."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -28,3 +29,11 @@ class Background:
         if self._error is not None:
             raise self._error
         return self._value
+
+
+def cpu_threads() -> int:
+    """The cores this process may run on (its CPU affinity where the OS says)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.errors import ModelError
+from rag.files import write_atomic
 from rag.answer.llama_model import CPUINFO, repack_here
 
 if TYPE_CHECKING:
@@ -159,10 +159,7 @@ def ensure_checked(settings: "Settings") -> None:
         raise ModelError(result.summary)
     stamps[key] = {"model": path.name, "checked": time.strftime("%Y-%m-%dT%H:%M:%S")}
     try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_name(f".{file.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(dict(list(stamps.items())[-MAX_STAMPS:]), indent=1), encoding="utf-8")
-        os.replace(tmp, file)
+        write_atomic(file, json.dumps(dict(list(stamps.items())[-MAX_STAMPS:]), indent=1).encode("utf-8"))
     except OSError as exc:  # a read-only cache only means the check runs again next time
         log.warning("cannot remember the model check in %s: %s", file, exc)
 

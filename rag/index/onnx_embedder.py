@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rag.threads import Background
+from rag.threads import Background, cpu_threads
 
 log = logging.getLogger(__name__)
 
@@ -173,13 +172,6 @@ def write_stamp(path: Path, sha256: str, hashed: str) -> None:
         path.with_name(path.name + STAMP_SUFFIX).write_text(f"{sha256} {hashed}")
     except OSError as exc:  # an unwritable cache: the file is hashed again next time
         log.debug("cannot write the stamp of %s: %s", path, exc)
-
-
-def cpu_threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def new_session(model: bytes | str, providers: Sequence[str] = ("CPUExecutionProvider",)) -> Any:

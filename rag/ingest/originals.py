@@ -14,10 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from rag.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -30,20 +30,6 @@ INGESTED = "ingested.json"
 class IngestedPath:
     path: str  # absolute
     prefix: str | None  # as given to ``rag ingest --prefix`` (None: the folder's name)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _digest(source: str) -> str:
@@ -59,8 +45,8 @@ def upload_path(data_dir: Path, source: str) -> Path:
 
 def save_upload(data_dir: Path, source: str, data: bytes) -> None:
     path = upload_path(data_dir, source)
-    _write_atomic(path, data)
-    _write_atomic(path.with_name(path.name + NAME_SUFFIX), source.encode("utf-8", "surrogatepass"))
+    write_atomic(path, data)
+    write_atomic(path.with_name(path.name + NAME_SUFFIX), source.encode("utf-8", "surrogatepass"))
 
 
 def remove_upload(data_dir: Path, source: str) -> None:
@@ -100,6 +86,6 @@ def record_ingested(data_dir: Path, paths: list[Path], prefix: str | None) -> No
             known.append(entry)
     body = json.dumps([{"path": e.path, "prefix": e.prefix} for e in known], indent=1)
     try:
-        _write_atomic(data_dir / INGESTED, body.encode("utf-8"))
+        write_atomic(data_dir / INGESTED, body.encode("utf-8"))
     except OSError as exc:  # the index is written; only a later rebuild would miss the folder
         log.warning("could not record the ingested folders in %s: %s", data_dir / INGESTED, exc)

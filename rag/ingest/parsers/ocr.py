@@ -24,7 +24,6 @@ import logging
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from rag.errors import IngestError
+from rag.files import write_atomic
+from rag.threads import cpu_threads
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -166,13 +167,6 @@ def read_image(image: "Image", options: OcrOptions) -> list[Paragraph]:
     return paragraphs
 
 
-def _cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 class PageReader:
     """OCR of one file's pages, through the cache."""
 
@@ -209,7 +203,7 @@ class PageReader:
                 out[index] = found
         done(len(out))
         if todo:
-            pool = ThreadPoolExecutor(max_workers=min(_cores(), len(todo)), thread_name_prefix="ocr")
+            pool = ThreadPoolExecutor(max_workers=min(cpu_threads(), len(todo)), thread_name_prefix="ocr")
             try:
                 futures = {pool.submit(self._read, index, render): index for index in todo}
                 for future, index in futures.items():  # in page order: the first error is the first page's
@@ -227,11 +221,7 @@ class PageReader:
         path = self._path(index)
         if path is not None:
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False,
-                                                 encoding="utf-8") as tmp:
-                    json.dump(paragraphs, tmp)
-                os.replace(tmp.name, path)
+                write_atomic(path, json.dumps(paragraphs).encode("utf-8"))
             except OSError as exc:  # a cache that cannot be written only costs time
                 log.warning("cannot keep the OCR of a page in %s: %s", path.parent, exc)
         return paragraphs
