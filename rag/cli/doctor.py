@@ -104,15 +104,14 @@ def check(settings: "Settings") -> Health:
 
 def ocr_note(settings: "Settings") -> str:
     """Whether scanned PDF pages can be read (Tesseract and the language asked for)."""
-    from rag.errors import IngestError
-    from rag.ingest.parsers.ocr import INSTALL_HINT, OcrOptions, check_ready
+    from rag.ingest.parsers.ocr import INSTALL_HINT, OcrOptions, language_hint, missing_language, tesseract_version
 
-    try:
-        version = check_ready(OcrOptions(lang=settings.ocr_lang, tesseract=settings.ocr_tesseract), "x")
-    except IngestError as exc:
-        if "language" in exc.message:
-            return "scanned PDF pages cannot be read: " + exc.message.split(": ", 1)[1]
+    version = tesseract_version(settings.ocr_tesseract)
+    if version is None:
         return f"scanned PDF pages cannot be read (no Tesseract): {INSTALL_HINT}"
+    lang = missing_language(OcrOptions(lang=settings.ocr_lang, tesseract=settings.ocr_tesseract))
+    if lang is not None:
+        return f"scanned PDF pages cannot be read: {language_hint(lang)}"
     return f"scanned PDF pages are read by OCR: Tesseract {version} ({settings.ocr_lang})"
 
 

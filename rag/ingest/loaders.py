@@ -227,8 +227,9 @@ def _head(given: Path, prefix: str | None) -> str:
 def load_paths(paths: Sequence[Path], prefix: str | None = None, ocr: OcrOptions | None = None) -> LoadResult:
     """Load every supported file under ``paths``, named by the rule in the module
     docstring (``ocr``: how scanned PDF pages are read). Files found in folders that
-    cannot be ingested are skipped with their reason. Raises before returning anything if a path is missing, a file
-    given by itself cannot be read, or two different files would get the same id."""
+    cannot be ingested are skipped with their reason. Raises before returning
+    anything if a path is missing, a file given by itself cannot be read, or two
+    different files would get the same id."""
     result = LoadResult()
     by_source: dict[str, Path] = {}
     by_file: set[Path] = set()

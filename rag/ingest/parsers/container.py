@@ -1,5 +1,6 @@
 """What the zip-based formats (DOCX, PPTX, EPUB) share: opening the container,
-with one clear line for each way a file can be unusable.
+with one clear line for each way a file can be unusable, the refusal of a file
+its library fails on, and an Office file's own title.
 
 * a password-protected Office file is not a zip at all but an OLE compound file
   holding the encrypted package (``EncryptedPackage``), as is a Word 97-2003 file
@@ -11,12 +12,18 @@ with one clear line for each way a file can be unusable.
 from __future__ import annotations
 
 import io
+import logging
 import zipfile
+
+from lxml import etree
 
 from rag.errors import IngestError
 
+log = logging.getLogger(__name__)
+
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # compound file: encrypted OOXML, or a .doc/.ppt
 MAX_UNPACKED = 1 << 30  # 1 GiB of parts: far beyond any document's text, well short of a bomb
+_DC_TITLE = "{http://purl.org/dc/elements/1.1/}title"
 
 
 def open_container(data: bytes, source: str, kind: str, required: tuple[str, ...]) -> zipfile.ZipFile:
@@ -57,3 +64,24 @@ def read_member(zf: zipfile.ZipFile, name: str) -> bytes | None:
         return zf.read(name)
     except KeyError:
         return None
+
+
+def damaged(source: str, exc: BaseException) -> IngestError:
+    """The refusal of a file that its library (mammoth, python-pptx, EbookLib) failed
+    on, in many ways on a damaged part: the exception in one line."""
+    log.debug("reading %s failed", source, exc_info=exc)
+    return IngestError(f"cannot read {source}: it is damaged ({type(exc).__name__}: "
+                       f"{' '.join(str(exc).split())[:200]})")
+
+
+def office_title(zf: zipfile.ZipFile) -> str:
+    """``dc:title`` of an Office file's core properties ("" if none or unreadable)."""
+    raw = read_member(zf, "docProps/core.xml")
+    if not raw:
+        return ""
+    try:
+        root = etree.fromstring(raw, etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError:
+        return ""
+    node = root.find(_DC_TITLE)
+    return " ".join((node.text or "").split()) if node is not None else ""

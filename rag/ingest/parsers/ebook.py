@@ -19,7 +19,7 @@ import warnings
 
 from rag.errors import IngestError
 from rag.ingest.document import Block, Document
-from rag.ingest.parsers.container import open_container, read_member
+from rag.ingest.parsers.container import damaged, open_container, read_member
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,7 @@ def parse_epub(data: bytes, source: str) -> Document:
             warnings.simplefilter("ignore")  # EbookLib's notices about its own future defaults
             book = epub.read_epub(io.BytesIO(data), {"ignore_ncx": False})
     except Exception as exc:  # noqa: BLE001 - EbookLib fails in many ways on a damaged book: one line
-        log.debug("EbookLib failed on %s", source, exc_info=True)
-        raise IngestError(f"cannot read {source}: it is damaged ({type(exc).__name__}: "
-                          f"{' '.join(str(exc).split())[:200]})") from None
+        raise damaged(source, exc) from None
     titles = _toc_titles(book.toc, {})
     meta = book.get_metadata("DC", "title")
     book_title = " ".join(str(meta[0][0]).split()) if meta and meta[0] and meta[0][0] else ""

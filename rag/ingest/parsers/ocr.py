@@ -98,15 +98,24 @@ def _languages(command: str) -> frozenset[str]:
     return frozenset(line.strip() for line in out.stdout.splitlines()[1:] if line.strip())
 
 
+def missing_language(options: OcrOptions) -> str | None:
+    """The first of ``options.lang`` that Tesseract has no data for (None: all there)."""
+    return next((lang for lang in options.lang.split("+") if lang not in _languages(options.tesseract)), None)
+
+
+def language_hint(lang: str) -> str:
+    return (f"OCR language {lang!r} is not installed for Tesseract "
+            f"(Debian/Ubuntu: sudo apt-get install tesseract-ocr-{lang})")
+
+
 def check_ready(options: OcrOptions, source: str) -> str:
     """Tesseract's version; IngestError naming ``source`` if it or a language is missing."""
     version = tesseract_version(options.tesseract)
     if version is None:
         raise IngestError(f"cannot read {source}: its pages are pictures of text and need OCR; {INSTALL_HINT}")
-    missing = [lang for lang in options.lang.split("+") if lang not in _languages(options.tesseract)]
-    if missing:
-        raise IngestError(f"cannot read {source}: OCR language {missing[0]!r} is not installed for Tesseract "
-                          f"(Debian/Ubuntu: sudo apt-get install tesseract-ocr-{missing[0]})")
+    lang = missing_language(options)
+    if lang is not None:
+        raise IngestError(f"cannot read {source}: {language_hint(lang)}")
     return version
 
 

@@ -41,10 +41,11 @@ Tesseract (``rag.ingest.parsers.ocr``). Its words become lines, grouped in
 Tesseract's paragraphs; a short paragraph without a final full stop whose letters
 (Tesseract's letter size of its lines) are 15 % larger than most is a heading
 (headings within 32 % of each other's size are one level, ordered by their
-numbering: OCR'd sizes wobble as much as that); lines read as rotated
-are left out; running headers and page numbers go as on other pages. Such pages are listed in ``Document.ocr_pages``. Without Tesseract, a
-PDF most of whose pages are pictures is refused with how to install it; one with a
-few such pages is read without them, with a warning.
+numbering: OCR'd sizes wobble as much as that); lines read as rotated are left
+out; running headers and page numbers go as on other pages. Such pages are listed
+in ``Document.ocr_pages``. Without Tesseract, a PDF most of whose pages are
+pictures is refused with how to install it; one with a few such pages is read
+without them, with a warning.
 
 PDFium is not thread-safe: reading and rendering hold a module lock (OCR does not).
 """
@@ -60,6 +61,7 @@ import re
 import statistics
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pypdfium2 as pdfium
@@ -166,6 +168,14 @@ def _page_lines(page: pdfium.PdfPage, cache: dict[tuple[bytes, int], tuple[bool,
     return [line for line in map(_line, rows) if line]
 
 
+def _body_size(sized: Iterable[tuple[float, int]]) -> float:
+    """The size that most of the text is set in: (size, weight) pairs summed by size."""
+    weights: Counter[float] = Counter()
+    for size, weight in sized:
+        weights[size] += weight
+    return weights.most_common(1)[0][0] if weights else 10.0
+
+
 def _drop_margins(pages: list[list[_Line]], heights: list[float]) -> None:
     """Remove running headers/footers and bare page numbers (in place)."""
     def candidates(p: int) -> list[_Line]:
@@ -178,10 +188,7 @@ def _drop_margins(pages: list[list[_Line]], heights: list[float]) -> None:
     def key(line: _Line) -> str:
         return re.sub(r"\d+", "#", line.text.lower())
 
-    weights: Counter[float] = Counter()
-    for ln in (ln for lines in pages for ln in lines):
-        weights[ln.size] += len(ln.glyphs)
-    body = weights.most_common(1)[0][0] if weights else 10.0
+    body = _body_size((ln.size, len(ln.glyphs)) for lines in pages for ln in lines)
 
     def folio(p: int, line: _Line) -> int | None:  # a page number at either end, less the page index
         if line.size >= body * HEADING_SCALE or line.bold >= 0.9:
@@ -264,10 +271,7 @@ def _split_notes(lines: list[_Line], right: float) -> list[_Line]:
 def _paragraphs(pages: list[list[_Line]]) -> tuple[list[_Para], list[float], float]:
     """Each page's lines grouped into paragraphs; also each page's body left edge
     and the normal line spacing (in font sizes)."""
-    weights: Counter[float] = Counter()
-    for ln in (ln for lines in pages for ln in lines):
-        weights[ln.size] += len(ln.glyphs)
-    body = weights.most_common(1)[0][0] if weights else 10.0
+    body = _body_size((ln.size, len(ln.glyphs)) for lines in pages for ln in lines)
     for ln in (ln for lines in pages for ln in lines):
         ln.kind = _classify(ln, body)
     steps = [(b.base - a.base) / body for lines in pages for a, b in zip(lines, lines[1:])
@@ -493,10 +497,7 @@ def _ocr_lines(paragraphs: list[Paragraph], dpi: int) -> list[list[_Line]]:
 def _ocr_paragraphs(groups: list[tuple[int, list[_Line]]]) -> list[_Para]:
     """OCR'd (page, lines) groups as paragraphs: a heading when short, without a
     final full stop (unless numbered) and taller than most; else text or item."""
-    weights: Counter[float] = Counter()
-    for _, lines in groups:
-        weights[lines[0].size] += sum(len(ln.text.split()) for ln in lines)
-    body = weights.most_common(1)[0][0] if weights else 10.0
+    body = _body_size((lines[0].size, sum(len(ln.text.split()) for ln in lines)) for _, lines in groups)
     paras = []
     for page, lines in groups:
         text = " ".join(ln.text for ln in lines)
@@ -527,7 +528,7 @@ def _snap_heading_sizes(heads: list[_Para]) -> None:
 
 
 def _read_scanned(data: bytes, source: str, pages: list[list[_Line]], scanned: list[int],
-                  ocr: OcrOptions, warnings: list[str]) -> tuple[dict[int, _Line], list[int]]:
+                  ocr: OcrOptions, warnings: list[str]) -> tuple[dict[int, int], list[int]]:
     """OCR the pictures of text into ``pages`` (in place); the paragraph each OCR'd
     line belongs to (by ``id``), and the pages read."""
     version = tesseract_version(ocr.tesseract)

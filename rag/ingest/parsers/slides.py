@@ -18,8 +18,7 @@ import logging
 from rag.errors import IngestError
 from rag.ingest.document import Document
 from rag.ingest.parsers.builder import BlockWriter, collapse
-from rag.ingest.parsers.container import open_container, read_member
-from rag.ingest.parsers.word import core_title
+from rag.ingest.parsers.container import damaged, office_title, open_container
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +74,12 @@ def parse_pptx(data: bytes, source: str) -> Document:
     from pptx import Presentation
 
     with open_container(data, source, "PowerPoint", ("[Content_Types].xml", "ppt/presentation.xml")) as zf:
-        title = core_title(read_member(zf, "docProps/core.xml"))
+        title = office_title(zf)
     try:
         deck = Presentation(io.BytesIO(data))
         slides = list(deck.slides)
     except Exception as exc:  # noqa: BLE001 - python-pptx fails in many ways on a damaged part: one line
-        log.debug("python-pptx failed on %s", source, exc_info=True)
-        raise IngestError(f"cannot read {source}: it is damaged ({type(exc).__name__}: "
-                          f"{' '.join(str(exc).split())[:200]})") from None
+        raise damaged(source, exc) from None
     shape_types, titles, chrome, bullets = _kinds()
     writer = BlockWriter()
     pictures = 0

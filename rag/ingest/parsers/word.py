@@ -14,11 +14,8 @@ import dataclasses
 import io
 import logging
 
-from lxml import etree
-
-from rag.errors import IngestError
 from rag.ingest.document import Document
-from rag.ingest.parsers.container import open_container, read_member
+from rag.ingest.parsers.container import damaged, office_title, open_container
 
 log = logging.getLogger(__name__)
 
@@ -27,21 +24,6 @@ _STYLE_MAP = """
 p[style-name='Title'] => h1:fresh
 p[style-name='Subtitle'] => p:fresh
 """
-_DC_TITLE = "{http://purl.org/dc/elements/1.1/}title"
-
-
-def core_title(raw: bytes | None) -> str:
-    """``dc:title`` of an Office file's core properties ("" if none or unreadable)."""
-    if not raw:
-        return ""
-    try:
-        root = etree.fromstring(raw, etree.XMLParser(resolve_entities=False, no_network=True))
-    except etree.XMLSyntaxError:
-        return ""
-    node = root.find(_DC_TITLE)
-    return " ".join((node.text or "").split()) if node is not None else ""
-
-
 def parse_docx(data: bytes, source: str) -> Document:
     """Parse a Word file; IngestError for a damaged, encrypted or unreadable one."""
     import mammoth
@@ -49,14 +31,12 @@ def parse_docx(data: bytes, source: str) -> Document:
     from rag.ingest.parsers.html import parse_html
 
     with open_container(data, source, "Word", ("[Content_Types].xml", "word/document.xml")) as zf:
-        title = core_title(read_member(zf, "docProps/core.xml"))
+        title = office_title(zf)
     try:
         result = mammoth.convert_to_html(io.BytesIO(data), style_map=_STYLE_MAP,
                                          convert_image=mammoth.images.img_element(lambda image: {}))
     except Exception as exc:  # noqa: BLE001 - mammoth fails in many ways on a damaged part: one line
-        log.debug("mammoth failed on %s", source, exc_info=True)
-        raise IngestError(f"cannot read {source}: it is damaged ({type(exc).__name__}: "
-                          f"{' '.join(str(exc).split())[:200]})") from None
+        raise damaged(source, exc) from None
     for message in result.messages:
         log.debug("%s: %s", source, message.message)
     doc = parse_html(f"<html><body>{result.value}</body></html>", source)
